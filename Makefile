@@ -1,0 +1,27 @@
+# The two commands a newcomer runs (see README):
+#   make demo   set up, then run the main job: the whole pipeline on the default configuration
+#   make test   set up, then run the test suite (unit, stack, edge and browser tiers)
+SHELL := /bin/bash
+PROFILE ?= default
+PYTEST_ARGS ?=
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: setup demo test test-slow clean
+
+setup:
+	scripts/setup.sh all
+
+demo:
+	scripts/setup.sh main
+	scripts/setup.sh web
+	.venv/bin/edgeproof pipeline --profile $(PROFILE)
+
+test: setup
+	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+test-slow: setup
+	.venv/bin/python -m pytest -m slow $(PYTEST_ARGS)
+
+clean:
+	rm -rf artifacts test-output .pytest_cache

@@ -1,0 +1,1 @@
+"""edgeproof.convert: Keras -> TFLite / TF.js, PyTorch -> ONNX -> TensorFlow -> TFLite / TF.js."""

@@ -1,0 +1,118 @@
+"""Make the unmaintained `onnx-tf` 1.10 importable on this stack. Used only by the onnx-tf backend.
+
+onnx-tf is no longer maintained (its README says so). Two things break it on TF 2.19 / onnx 1.2x,
+and this module is the one place that mends them:
+
+1. `onnx.mapping` was removed from onnx. onnx-tf reads four of its tables; they are rebuilt
+   here from the public `onnx.helper` functions that replaced them.
+2. onnx-tf imports tensorflow-addons, which imports `keras.src.engine.keras_tensor`. With
+   Keras 3 installed that module does not exist, so `keras` is aliased to `tf_keras` (Keras 2,
+   what TF_USE_LEGACY_KERAS=1 selects) *only while tensorflow_addons is imported*; the
+   original `keras` modules are put back afterwards so nothing else in the process is affected.
+
+3. onnx-tf knows operator versions up to ONNX opset 18; newer models are converted down with
+   onnx.version_converter, and its "not implemented" errors (unittest.SkipTest subclasses that
+   a test runner would count as skips) are re-raised as OnnxTfUnsupportedError.
+
+Call `prepare()` / `export_saved_model()` (or `import_onnx_tf()`) instead of using onnx_tf directly.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import Any
+
+
+def _rebuild_onnx_mapping() -> None:
+    import onnx
+    from onnx import helper
+
+    if hasattr(onnx, "mapping") and hasattr(helper, "mapping"):
+        return
+    to_np: dict[int, Any] = {}
+    for dtype in sorted(helper.get_all_tensor_dtypes()):
+        try:
+            to_np[dtype] = helper.tensor_dtype_to_np_dtype(dtype)
+        except (KeyError, ValueError, TypeError):
+            continue
+    np_to_tensor: dict[Any, int] = {}
+    for dtype, np_dtype in to_np.items():  # lowest enum first: FLOAT wins over BFLOAT16 etc.
+        np_to_tensor.setdefault(np_dtype, dtype)
+    to_storage = {d: helper.tensor_dtype_to_storage_tensor_dtype(d) for d in to_np}
+    storage_to_field = {helper.tensor_dtype_to_storage_tensor_dtype(d): helper.tensor_dtype_to_field(d)
+                        for d in to_np}
+
+    mapping = types.ModuleType("onnx.mapping", "Rebuilt by edgeproof for onnx-tf; see _onnx_tf_compat.")
+    mapping.TENSOR_TYPE_TO_NP_TYPE = to_np
+    mapping.NP_TYPE_TO_TENSOR_TYPE = np_to_tensor
+    mapping.TENSOR_TYPE_TO_STORAGE_TENSOR_TYPE = to_storage
+    mapping.STORAGE_TENSOR_TYPE_TO_FIELD = storage_to_field
+    sys.modules["onnx.mapping"] = mapping
+    onnx.mapping = mapping
+    helper.mapping = mapping  # onnx_tf.pb_wrapper does `from onnx.helper import mapping`
+
+
+def _import_tensorflow_addons_with_tf_keras() -> None:
+    if "tensorflow_addons" in sys.modules:
+        return
+    import tf_keras
+
+    saved = {name: mod for name, mod in sys.modules.items() if name == "keras" or name.startswith("keras.")}
+    try:
+        for name in saved:
+            del sys.modules[name]
+        sys.modules["keras"] = tf_keras
+        sys.modules["keras.src"] = tf_keras.src
+        sys.modules["keras.src.engine"] = importlib.import_module("tf_keras.src.engine")
+        sys.modules["keras.src.engine.keras_tensor"] = importlib.import_module("tf_keras.src.engine.keras_tensor")
+        importlib.import_module("tensorflow_addons")
+    finally:
+        for name in [n for n in sys.modules if n == "keras" or n.startswith("keras.")]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+def import_onnx_tf():
+    """Return the `onnx_tf` module, importable on TF 2.19 / onnx >= 1.16."""
+    _rebuild_onnx_mapping()
+    _import_tensorflow_addons_with_tf_keras()
+    return importlib.import_module("onnx_tf")
+
+
+# onnx-tf 1.10 has handlers for operator versions up to those of ONNX opset 18; the dynamo
+# exporter writes newer opsets (Reshape-19 etc.), so models are converted down first.
+ONNX_TF_MAX_OPSET = 18
+
+
+class OnnxTfUnsupportedError(RuntimeError):
+    """onnx-tf cannot convert an operator. (onnx-tf raises a unittest.SkipTest subclass for this,
+    which a test runner would silently count as a skip; it is re-raised as this instead.)"""
+
+
+def prepare(model, **kwargs):
+    """`onnx_tf.backend.prepare` on `model` (an onnx ModelProto), converted to an opset onnx-tf knows."""
+    import onnx
+    from onnx import version_converter
+
+    backend = import_onnx_tf().backend
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is not None and opset > ONNX_TF_MAX_OPSET:
+        model = version_converter.convert_version(model, ONNX_TF_MAX_OPSET)
+        onnx.checker.check_model(model)
+    from onnx.backend.test.runner import BackendIsNotSupposedToImplementIt
+
+    try:
+        return backend.prepare(model, **kwargs)
+    except BackendIsNotSupposedToImplementIt as err:
+        raise OnnxTfUnsupportedError(f"onnx-tf cannot convert this model: {err}") from None
+
+
+def export_saved_model(rep, path: str) -> None:
+    """`TensorflowRep.export_graph` with onnx-tf's skip-exceptions turned into real errors."""
+    from onnx.backend.test.runner import BackendIsNotSupposedToImplementIt
+
+    try:
+        rep.export_graph(path)
+    except BackendIsNotSupposedToImplementIt as err:
+        raise OnnxTfUnsupportedError(f"onnx-tf cannot convert this model: {err}") from None

@@ -1,0 +1,164 @@
+"""The `edgeproof` command line. Each subcommand imports its stage lazily, so `--help` is instant
+and a stage that does not exist yet fails with one line naming what is missing."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from ._quant import QuantMode, Target
+from ._registry import model_names
+from ._spec import PROFILE_NAMES, Framework
+from .errors import EdgeproofError, StageNotBuiltError
+
+# Stage -> what is missing while it is not built (checked by tests: no fake output).
+_NOT_BUILT = {
+    "train": "training of the reference models (issue: the five reference models in Keras and PyTorch)",
+    "convert": "conversion to TFLite / TF.js (issue: convert every model in every precision)",
+    "verify": "parity verification (issue: parity verification and the deploy gate)",
+    "deploy": "bundles and the deploy gate (issue: parity verification and the deploy gate)",
+    "run": "the bundle runtime (issue: edge runtime and device bundles)",
+    "bench": "benchmarks of bundles (issue: edge runtime and device bundles)",
+    "serve": "the browser demo site (issue: static browser demo)",
+}
+PIPELINE_STAGES = ("train", "convert", "verify", "deploy")
+
+
+def _not_built(stage: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        raise StageNotBuiltError(stage, _NOT_BUILT[stage])
+
+    return handler
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {stage: _not_built(stage) for stage in _NOT_BUILT}
+
+
+def _pipeline(args: argparse.Namespace) -> int:
+    """Run every stage that exists, in order, and say which ones do not exist yet."""
+    skipped: list[str] = []
+    for stage in PIPELINE_STAGES:
+        print(f"== edgeproof pipeline: {stage} ==", flush=True)
+        try:
+            HANDLERS[stage](args)
+        except StageNotBuiltError as err:
+            print(f"   skipped: {err.missing}", flush=True)
+            skipped.append(stage)
+    built = [s for s in PIPELINE_STAGES if s not in skipped]
+    print(f"pipeline finished: stages run: {', '.join(built) or 'none'}; "
+          f"not built yet: {', '.join(skipped) or 'none'}")
+    return 0
+
+
+def _add_model_args(p: argparse.ArgumentParser, multiple: bool = False) -> None:
+    names = ", ".join(model_names())
+    if multiple:
+        p.add_argument("--model", action="append", metavar="NAME",
+                       help=f"model to process (repeatable; default: all). Known: {names}")
+        p.add_argument("--framework", action="append", choices=[f.value for f in Framework],
+                       help="source framework (repeatable; default: both)")
+    else:
+        p.add_argument("--model", required=True, metavar="NAME", help=f"model name. Known: {names}")
+        p.add_argument("--framework", required=True, choices=[f.value for f in Framework],
+                       help="source framework of the model")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--artifacts", default="artifacts", metavar="DIR",
+                   help="output folder: artifacts/<model>/<framework>/... (default: %(default)s)")
+
+
+def _add_training_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", choices=PROFILE_NAMES, default="default",
+                   help="fast: seconds, for tests; default: the main job; full: reaches the quality bars")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="training device; auto uses a GPU when one is present")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="folder with local dataset copies (also EDGEPROOF_DATA_DIR); searched before downloading")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgeproof",
+        description="Train, convert and quantize models to TFLite and TF.js, prove every artifact "
+                    "against its source model, then deploy it to devices and the browser.")
+    parser.add_argument("--version", action="version", version="edgeproof 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train a reference model in Keras or PyTorch",
+                       description="Train one reference model and write its checkpoint, metrics JSON and curve PNG.")
+    _add_model_args(p)
+    _add_training_args(p)
+    p.add_argument("--epochs", type=int, metavar="N", help="override the profile's epoch count")
+    p.add_argument("--mixed-precision", action="store_true", help="train in mixed precision (GPU only)")
+    _add_common(p)
+
+    p = sub.add_parser("convert", help="convert a trained checkpoint to TFLite and TF.js",
+                       description="Convert a checkpoint produced by `train` in every requested precision.")
+    _add_model_args(p)
+    p.add_argument("--targets", default="tflite,tfjs", metavar="LIST",
+                   help=f"comma-separated targets from {[t.value for t in Target]} (default: %(default)s)")
+    p.add_argument("--modes", metavar="LIST",
+                   help=f"comma-separated precisions from {[m.value for m in QuantMode]} (default: all the target takes)")
+    p.add_argument("--onnx-backend", choices=["onnx2tf", "onnx-tf"], default="onnx2tf",
+                   help="ONNX -> TensorFlow converter on the PyTorch route (default: %(default)s)")
+    p.add_argument("--representative-samples", type=int, default=256, metavar="N",
+                   help="int8 calibration samples drawn from the training split (default: %(default)s)")
+    p.add_argument("--int8-io", action="store_true", help="full-int8 models take and return int8 tensors")
+    _add_common(p)
+
+    p = sub.add_parser("verify", help="prove every artifact against its source model",
+                       description="Run each artifact in its own runtime and compare it with the reference "
+                                   "model on probe inputs and the test split; write parity.json and a report.")
+    _add_model_args(p, multiple=True)
+    _add_common(p)
+
+    p = sub.add_parser("deploy", help="build device or web bundles from passing artifacts only",
+                       description="Build bundles (model files + manifest.json) from artifacts whose verdict is pass.")
+    p.add_argument("--target", required=True, choices=["web", "pi", "android"], help="where the bundles go")
+    _add_model_args(p, multiple=True)
+    p.add_argument("--out", metavar="DIR", help="output folder (default: artifacts/deploy/<target>)")
+    _add_common(p)
+
+    p = sub.add_parser("pipeline", help="run every stage on a configuration: train, convert, verify, deploy",
+                       description="The main job: train all models, convert, verify, and build the browser demo.")
+    _add_model_args(p, multiple=True)
+    _add_training_args(p)
+    _add_common(p)
+
+    p = sub.add_parser("run", help="run a deployed bundle on an input",
+                       description="Load a bundle with the edge runtime (numpy + a TFLite interpreter) and run it.")
+    p.add_argument("bundle", metavar="BUNDLE", help="bundle folder (with manifest.json)")
+    p.add_argument("--input", required=True, metavar="FILE|TEXT",
+                   help="an image or .npy file, text for the text models, or a seed for the GAN")
+    p.add_argument("--interpreter", choices=["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"],
+                   default="auto", help="TFLite interpreter to use (default: the first one installed)")
+
+    p = sub.add_parser("bench", help="measure a bundle's load time and latency percentiles",
+                       description="Load time, first inference, p50/p90/p99 over repeated runs and peak RSS.")
+    p.add_argument("bundle", metavar="BUNDLE", help="bundle folder (with manifest.json)")
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="interpreter threads (default: %(default)s)")
+    p.add_argument("--runs", type=int, default=200, metavar="N", help="timed runs after warm-up (default: %(default)s)")
+
+    p = sub.add_parser("serve", help="serve the browser demo on 127.0.0.1",
+                       description="Serve the static demo site built by `deploy --target web`.")
+    p.add_argument("--site", default="artifacts/deploy/web", metavar="DIR", help="site folder (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default: %(default)s)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = _pipeline if args.command == "pipeline" else HANDLERS[args.command]
+    try:
+        return handler(args)
+    except StageNotBuiltError as err:
+        print(str(err), file=sys.stderr)
+        return 3
+    except EdgeproofError as err:
+        print(f"edgeproof {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

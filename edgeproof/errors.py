@@ -1,0 +1,38 @@
+"""Typed errors. Every failure names what broke and how to fix it; nothing returns a bare bool."""
+from __future__ import annotations
+
+
+class EdgeproofError(Exception):
+    """Base class for every error edgeproof raises on purpose."""
+
+
+class UnknownModelError(EdgeproofError, KeyError):
+    def __init__(self, name: str, known: list[str]):
+        self.name, self.known = name, known
+        super().__init__(name)
+
+    def __str__(self) -> str:
+        return f"unknown model {self.name!r}; known models: {', '.join(self.known)}"
+
+
+class StageNotBuiltError(EdgeproofError):
+    """A pipeline stage that does not exist yet. Says which stage is missing; produces nothing."""
+
+    def __init__(self, stage: str, missing: str):
+        self.stage, self.missing = stage, missing
+        super().__init__(f"edgeproof {stage}: not available yet: {missing}")
+
+
+class DatasetNotFoundError(EdgeproofError, FileNotFoundError):
+    """A dataset that is neither in the local data directories nor downloadable."""
+
+
+class ParityError(EdgeproofError):
+    """An artifact whose outputs or task metric fall outside its parity budget."""
+
+    def __init__(self, artifact: str, output: str, measure: str, measured: float, limit: float):
+        self.artifact, self.output, self.measure = artifact, output, measure
+        self.measured, self.limit = measured, limit
+        super().__init__(
+            f"{artifact}: output {output!r} fails {measure}: measured {measured:.6g}, budget {limit:.6g}"
+        )

@@ -1,0 +1,28 @@
+"""TF.js from the committed npm lock runs in headless Debian Chromium, offline."""
+import shutil
+
+import pytest
+
+from .browser_util import browser_page, serve
+from .conftest import REPO
+
+pytestmark = pytest.mark.browser
+
+
+def test_tfjs_from_node_modules_runs_on_cpu_and_wasm(tmp_path):
+    node_modules = REPO / "web_demo" / "node_modules" / "@tensorflow"
+    if not node_modules.exists():
+        pytest.fail("web_demo/node_modules is missing: run `scripts/setup.sh web` (make test does it)")
+    (tmp_path / "node_modules").symlink_to(REPO / "web_demo" / "node_modules")
+    shutil.copy(REPO / "tests" / "assets" / "tfjs_smoke.html", tmp_path / "index.html")
+    with serve(tmp_path) as url, browser_page() as (page, errors):
+        page.goto(f"{url}/index.html")
+        page.wait_for_function("window.__result !== undefined", timeout=60_000)
+        result = page.evaluate("window.__result")
+    assert result["version"] == "4.22.0"
+    for backend in ("cpu", "wasm"):
+        assert result["results"][backend] == {"active": backend, "values": [19, 22, 43, 50]}, result
+    # webgl needs a GPU context; with --disable-gpu it may fall back or fail, but never silently lie.
+    webgl = result["results"]["webgl"]
+    assert "error" in webgl or webgl["values"] == [19, 22, 43, 50]
+    assert [e for e in errors if "webgl" not in e.lower()] == [], errors
