@@ -4,7 +4,7 @@ The public API lives here; internals are in underscore modules. Importing `edgep
 numpy only: TensorFlow, PyTorch and ONNX are imported lazily by the stages that need them.
 """
 from ._quant import QuantConfig, QuantMode, Target, TARGET_MODES, all_configs
-from ._registry import all_specs, get_spec, model_names, register
+from ._registry import all_specs, get_spec, model_names, register, training_order
 from ._spec import (
     DEFAULT_BUDGETS,
     Distribution,
@@ -31,5 +31,5 @@ __all__ = [
     "DEFAULT_BUDGETS", "DatasetNotFoundError", "Distribution", "EdgeproofError", "Framework",
     "Layout", "Metric", "ModelSpec", "ParityBudget", "ParityError", "Profile", "QuantConfig",
     "QuantMode", "StageNotBuiltError", "TARGET_MODES", "Target", "Task", "TensorSpec",
-    "UnknownModelError", "all_configs", "all_specs", "get_spec", "model_names", "register",
+    "UnknownModelError", "all_configs", "all_specs", "get_spec", "model_names", "register", "training_order",
 ]

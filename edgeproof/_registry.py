@@ -48,3 +48,23 @@ def get_spec(name: str) -> ModelSpec:
 
 def all_specs() -> list[ModelSpec]:
     return [get_spec(n) for n in model_names()]
+
+
+def training_order(names: list[str] | None = None) -> list[str]:
+    """`names` (default: all) ordered so that every model comes after the models it requires."""
+    wanted = model_names() if names is None else [get_spec(n).name for n in names]
+    ordered: list[str] = []
+
+    def visit(name: str, stack: tuple[str, ...] = ()) -> None:
+        if name in ordered:
+            return
+        if name in stack:
+            raise ValueError(f"models require each other in a cycle: {' -> '.join(stack + (name,))}")
+        for dep in get_spec(name).requires:
+            if dep in wanted:
+                visit(dep, stack + (name,))
+        ordered.append(name)
+
+    for name in wanted:
+        visit(name)
+    return ordered

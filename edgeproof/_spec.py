@@ -141,6 +141,16 @@ class ModelSpec:
     architecture: Mapping[str, Any] = field(default_factory=dict)
     probe_count: int = 16
     probe_fn: Optional[Callable[[int, np.random.Generator], dict[str, np.ndarray]]] = None
+    # Framework -> builder(**architecture) returning an untrained model. Builders import TF / torch
+    # lazily, so the registry stays light.
+    builders: Mapping[Framework, Callable[..., Any]] = field(default_factory=dict)
+    # (raw dataset dict, Profile, seed) -> TaskData: the arrays both frameworks train on, plus the
+    # preprocessing a checkpoint and a bundle carry (scales, tokenizers).
+    prepare_data: Optional[Callable[..., Any]] = None
+    # evaluation result dict -> whether the full-profile quality bar (`quality_bar`) is met.
+    quality_check: Optional[Callable[[Mapping[str, Any]], bool]] = None
+    # Models that must be trained first (the GAN is judged by mnist_cnn).
+    requires: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         missing = [p for p in PROFILE_NAMES if p not in self.profiles]
@@ -160,6 +170,12 @@ class ModelSpec:
         if Framework(framework) is Framework.TORCH and self.torch_layout is not None:
             return tuple(t.to_layout(self.torch_layout) for t in self.inputs)
         return self.inputs
+
+    def builder(self, framework: Framework | str) -> Callable[..., Any]:
+        framework = Framework(framework)
+        if framework not in self.builders:
+            raise ValueError(f"model {self.name!r} has no {framework.value} builder")
+        return self.builders[framework]
 
     def profile(self, name: str) -> Profile:
         try:

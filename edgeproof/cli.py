@@ -13,7 +13,6 @@ from .errors import EdgeproofError, StageNotBuiltError
 
 # Stage -> what is missing while it is not built (checked by tests: no fake output).
 _NOT_BUILT = {
-    "train": "training of the reference models (issue: the five reference models in Keras and PyTorch)",
     "convert": "conversion to TFLite / TF.js (issue: convert every model in every precision)",
     "verify": "parity verification (issue: parity verification and the deploy gate)",
     "deploy": "bundles and the deploy gate (issue: parity verification and the deploy gate)",
@@ -31,7 +30,23 @@ def _not_built(stage: str) -> Callable[[argparse.Namespace], int]:
     return handler
 
 
+def _train(args: argparse.Namespace) -> int:
+    from ._stages import run_train
+
+    return run_train(args)
+
+
+def _pipeline_train(args: argparse.Namespace) -> int:
+    from ._stages import pipeline_train
+
+    pipeline_train(args)
+    return 0
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {stage: _not_built(stage) for stage in _NOT_BUILT}
+HANDLERS["train"] = _train
+# In `pipeline`, a stage runs over every requested model and framework.
+PIPELINE_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {**HANDLERS, "train": _pipeline_train}
 
 
 def _pipeline(args: argparse.Namespace) -> int:
@@ -40,7 +55,7 @@ def _pipeline(args: argparse.Namespace) -> int:
     for stage in PIPELINE_STAGES:
         print(f"== edgeproof pipeline: {stage} ==", flush=True)
         try:
-            HANDLERS[stage](args)
+            PIPELINE_HANDLERS[stage](args)
         except StageNotBuiltError as err:
             print(f"   skipped: {err.missing}", flush=True)
             skipped.append(stage)

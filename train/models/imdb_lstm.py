@@ -1,8 +1,11 @@
-"""IMDb sentiment: Embedding 10000x128 -> LSTM 128 -> Dense 1 sigmoid, sequences pre-padded to 200."""
+"""IMDb sentiment: Embedding 10000x128 -> LSTM 128 -> Dense 1 sigmoid, sequences pre-padded to 200.
+
+No masking and no pack_padded_sequence: both frameworks read the same zero-pre-padded sequence of
+fixed length 200, so the Keras and PyTorch graphs agree and export with static shapes."""
 import numpy as np
 
 from edgeproof._registry import register
-from edgeproof._spec import Distribution, Layout, Metric, ModelSpec, Profile, Task, TensorSpec
+from edgeproof._spec import Distribution, Framework, Layout, Metric, ModelSpec, Profile, Task, TensorSpec
 
 VOCAB, MAX_LEN, FIRST_WORD_ID = 10000, 200, 4  # Keras imdb ids: 0 pad, 1 start, 2 oov, 3 unused
 
@@ -16,6 +19,59 @@ def _probe(n: int, rng: np.random.Generator) -> dict:
     return {"tokens": tokens}
 
 
+def build_keras(vocab_size=VOCAB, embed_dim=128, lstm_units=128, max_len=MAX_LEN):
+    from edgeproof._frameworks import import_tf_keras
+
+    keras = import_tf_keras()
+    tokens = keras.Input((max_len,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(vocab_size, embed_dim)(tokens)
+    x = keras.layers.LSTM(lstm_units)(x)
+    out = keras.layers.Dense(1, activation="sigmoid", name="positive")(x)
+    return keras.Model(tokens, out, name="imdb_lstm")
+
+
+def build_torch(vocab_size=VOCAB, embed_dim=128, lstm_units=128, max_len=MAX_LEN):
+    import torch
+    from torch import nn
+
+    class ImdbLSTM(nn.Module):
+        """`logits` for training, `forward` returns P(positive) (the deployed graph)."""
+
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(vocab_size, embed_dim)
+            self.lstm = nn.LSTM(embed_dim, lstm_units, batch_first=True)
+            # Keras' LSTM has one bias per gate, PyTorch's two (b_ih + b_hh, redundant). Keep b_hh as
+            # a zero buffer so both frameworks have the same parameters (gate order i, f, g/c, o).
+            b_hh = self.lstm.bias_hh_l0
+            del self.lstm._parameters["bias_hh_l0"]
+            self.lstm.register_buffer("bias_hh_l0", torch.zeros_like(b_hh.data))
+            self.lstm._init_flat_weights()
+            self.head = nn.Linear(lstm_units, 1)
+
+        def logits(self, tokens):
+            _, (h, _) = self.lstm(self.embedding(tokens.long()))
+            return self.head(h[-1])
+
+        def forward(self, tokens):
+            return torch.sigmoid(self.logits(tokens))
+
+    return ImdbLSTM()
+
+
+def prepare_data(raw, profile, seed):
+    from edgeproof.train._taskdata import TaskData, subset
+    from edgeproof.train._tokenizers import ImdbTokenizer
+
+    x_train, y_train = subset({"tokens": raw["x_train"]}, raw["y_train"], profile.train_samples, seed)
+    x_test, y_test = subset({"tokens": raw["x_test"]}, raw["y_test"], profile.test_samples, seed + 1)
+    tokenizer = ImdbTokenizer(raw["word_index"], num_words=VOCAB, maxlen=MAX_LEN)
+    return TaskData({"tokens": x_train["tokens"].astype("int32")}, y_train.astype("float32"),
+                    {"tokens": x_test["tokens"].astype("int32")}, y_test.astype("float32"),
+                    preprocessing={"kind": "text", "tokenizer": tokenizer.to_dict(), "labels": ["negative", "positive"]},
+                    source=raw["source"])
+
+
 SPEC = register(ModelSpec(
     name="imdb_lstm",
     task=Task.BINARY_CLASSIFICATION,
@@ -26,10 +82,13 @@ SPEC = register(ModelSpec(
     metric=Metric("accuracy", higher_is_better=True, unit="percentage points"),
     quality_bar=">= 85 % test accuracy",
     profiles={
-        "fast": Profile(epochs=1, batch_size=64, train_samples=2000, test_samples=1000),
-        "default": Profile(epochs=2, batch_size=64, train_samples=25000),
-        "full": Profile(epochs=4, batch_size=64),
+        "fast": Profile(epochs=2, batch_size=64, train_samples=3000, test_samples=1000, learning_rate=3e-3),
+        "default": Profile(epochs=2, batch_size=64, train_samples=12000, test_samples=5000),
+        "full": Profile(epochs=3, batch_size=64),
     },
     architecture={"vocab_size": VOCAB, "embed_dim": 128, "lstm_units": 128, "max_len": MAX_LEN},
     probe_fn=_probe,
+    builders={Framework.KERAS: build_keras, Framework.TORCH: build_torch},
+    prepare_data=prepare_data,
+    quality_check=lambda r: r["accuracy"] >= 85.0,
 ))

@@ -1,7 +1,38 @@
 """Linear regression on synthetic data: y = 2.5x + 5 + N(0, 2^2), one Dense/Linear unit."""
 from edgeproof._quant import QuantMode
 from edgeproof._registry import register
-from edgeproof._spec import DEFAULT_BUDGETS, Layout, Metric, ModelSpec, ParityBudget, Profile, Task, TensorSpec
+from edgeproof._spec import (DEFAULT_BUDGETS, Framework, Layout, Metric, ModelSpec, ParityBudget, Profile, Task,
+                             TensorSpec)
+
+
+def build_keras(units=1):
+    from edgeproof._frameworks import import_tf_keras
+
+    keras = import_tf_keras()
+    x = keras.Input((1,), name="x")
+    return keras.Model(x, keras.layers.Dense(units, name="y")(x), name="linreg")
+
+
+def build_torch(units=1):
+    from torch import nn
+
+    class LinReg(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(1, units)
+
+        def forward(self, x):
+            return self.linear(x)
+
+    return LinReg()
+
+
+def prepare_data(raw, profile, seed):
+    from edgeproof.train._taskdata import TaskData
+
+    return TaskData({"x": raw["x_train"]}, raw["y_train"], {"x": raw["x_test"]}, raw["y_test"],
+                    preprocessing={"kind": "features"}, source=raw["source"])
+
 
 SPEC = register(ModelSpec(
     name="linreg",
@@ -13,7 +44,7 @@ SPEC = register(ModelSpec(
     metric=Metric("mse", higher_is_better=False, unit="squared units of y"),
     quality_bar="w and b within 0.05 of the closed-form least-squares fit",
     profiles={
-        "fast": Profile(epochs=200, batch_size=100, learning_rate=0.01),
+        "fast": Profile(epochs=300, batch_size=100, learning_rate=0.01),
         "default": Profile(epochs=2000, batch_size=100, learning_rate=0.01),
         "full": Profile(epochs=5000, batch_size=100, learning_rate=0.01),
     },
@@ -28,4 +59,7 @@ SPEC = register(ModelSpec(
         QuantMode.UINT8: ParityBudget(max_abs_error=2e-1, min_cosine=0.999, max_metric_drop=0.1),
     },
     architecture={"units": 1},
+    builders={Framework.KERAS: build_keras, Framework.TORCH: build_torch},
+    prepare_data=prepare_data,
+    quality_check=lambda r: r["weight_error"] <= 0.05 and r["bias_error"] <= 0.05,
 ))

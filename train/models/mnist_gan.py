@@ -1,6 +1,86 @@
-"""MNIST GAN: generator 100 -> 256 -> 512 -> 784 tanh (BatchNorm, LeakyReLU 0.2). Only the generator ships."""
+"""MNIST GAN: generator 100 -> 256 -> 512 -> 784 tanh (BatchNorm, LeakyReLU 0.2). Only the generator ships.
+
+Builders return `(generator, discriminator)`; the discriminator is 784 -> 512 -> 256 -> 1 sigmoid.
+BatchNorm is configured identically in both frameworks (Keras momentum 0.8 == torch momentum 0.2,
+epsilon 1e-3)."""
 from edgeproof._registry import register
-from edgeproof._spec import Distribution, Layout, Metric, ModelSpec, Profile, Task, TensorSpec
+from edgeproof._spec import Distribution, Framework, Layout, Metric, ModelSpec, Profile, Task, TensorSpec
+
+BN_MOMENTUM_KERAS, BN_EPS = 0.8, 1e-3
+
+
+def build_keras(latent_dim=100, generator_hidden=(256, 512), discriminator_hidden=(512, 256), image_size=784):
+    from edgeproof._frameworks import import_tf_keras
+
+    keras = import_tf_keras()
+    z = keras.Input((latent_dim,), name="z")
+    x = z
+    for width in generator_hidden:
+        x = keras.layers.Dense(width)(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM_KERAS, epsilon=BN_EPS)(x)
+        x = keras.layers.LeakyReLU(0.2)(x)
+    image = keras.layers.Dense(image_size, activation="tanh", name="image")(x)
+    generator = keras.Model(z, image, name="generator")
+
+    flat = keras.Input((image_size,), name="image")
+    y = flat
+    for width in discriminator_hidden:
+        y = keras.layers.LeakyReLU(0.2)(keras.layers.Dense(width)(y))
+    real = keras.layers.Dense(1, activation="sigmoid", name="real")(y)
+    discriminator = keras.Model(flat, real, name="discriminator")
+    return generator, discriminator
+
+
+def build_torch(latent_dim=100, generator_hidden=(256, 512), discriminator_hidden=(512, 256), image_size=784):
+    from torch import nn
+
+    class Generator(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers, width_in = [], latent_dim
+            for width in generator_hidden:
+                layers += [nn.Linear(width_in, width), nn.BatchNorm1d(width, eps=BN_EPS, momentum=1 - BN_MOMENTUM_KERAS),
+                           nn.LeakyReLU(0.2)]
+                width_in = width
+            self.net = nn.Sequential(*layers, nn.Linear(width_in, image_size), nn.Tanh())
+
+        def forward(self, z):
+            return self.net(z)
+
+    class Discriminator(nn.Module):
+        """`logits` for training (BCE with logits), `forward` returns P(real)."""
+
+        def __init__(self):
+            super().__init__()
+            layers, width_in = [], image_size
+            for width in discriminator_hidden:
+                layers += [nn.Linear(width_in, width), nn.LeakyReLU(0.2)]
+                width_in = width
+            self.body = nn.Sequential(*layers, nn.Linear(width_in, 1))
+
+        def logits(self, image):
+            return self.body(image)
+
+        def forward(self, image):
+            return self.logits(image).sigmoid()
+
+    return Generator(), Discriminator()
+
+
+def prepare_data(raw, profile, seed):
+    from edgeproof.train._taskdata import TaskData, subset
+
+    x_train, _ = subset({"image": raw["x_train"]}, None, profile.train_samples, seed)
+    images = x_train["image"].reshape(-1, 784).astype("float32") / 127.5 - 1.0
+    n_eval = profile.extra.get("eval_samples", 1000)
+    import numpy as np
+
+    z_test = np.random.default_rng(seed + 7).standard_normal((n_eval, 100)).astype("float32")
+    return TaskData({"image": images}, None, {"z": z_test}, None,
+                    preprocessing={"kind": "latent", "latent_dim": 100, "distribution": "normal",
+                                   "output_scale": 127.5, "output_offset": 127.5, "output_shape": [28, 28]},
+                    source=raw["source"])
+
 
 SPEC = register(ModelSpec(
     name="mnist_gan",
@@ -12,9 +92,14 @@ SPEC = register(ModelSpec(
     metric=Metric("confident_fraction", higher_is_better=True, unit="percentage points"),
     quality_bar="mnist_cnn classifies >= 80 % of samples with confidence >= 0.9, all 10 digits present",
     profiles={
-        "fast": Profile(epochs=1, batch_size=64, train_samples=4000, learning_rate=2e-4),
-        "default": Profile(epochs=5, batch_size=128, learning_rate=2e-4),
-        "full": Profile(epochs=50, batch_size=128, learning_rate=2e-4),
+        "fast": Profile(epochs=5, batch_size=64, train_samples=10000, learning_rate=1e-3),
+        "default": Profile(epochs=6, batch_size=64, learning_rate=5e-4),
+        "full": Profile(epochs=30, batch_size=64, learning_rate=2e-4),
     },
-    architecture={"latent_dim": 100, "generator_hidden": (256, 512), "discriminator_hidden": (512, 256), "image_size": 784},
+    architecture={"latent_dim": 100, "generator_hidden": (256, 512), "discriminator_hidden": (512, 256),
+                  "image_size": 784},
+    builders={Framework.KERAS: build_keras, Framework.TORCH: build_torch},
+    prepare_data=prepare_data,
+    requires=("mnist_cnn",),
+    quality_check=lambda r: r["confident_fraction"] >= 80.0 and r["all_digits_present"],
 ))

