@@ -21,25 +21,26 @@ def run_train(args: argparse.Namespace) -> int:
 def pipeline_train(args: argparse.Namespace) -> dict:
     """Train every requested model in both frameworks; models whose data is missing are skipped and
     named at the end with how to get their data. Writes artifacts/training_summary.{json,md}."""
+    from edgeproof.errors import DatasetNotFoundError
     from edgeproof.train import train
-    from edgeproof.train._data import dataset_available, missing_data_hint
 
     names = training_order(args.model)
     frameworks = [Framework(f) for f in (args.framework or [f.value for f in Framework])]
     rows, skipped = [], {}
     for name in names:
         spec = get_spec(name)
-        if not dataset_available(spec.dataset, args.data_dir):
-            skipped[name] = missing_data_hint(spec.dataset, args.data_dir)
-            print(f"   skipping {name}: its dataset {spec.dataset!r} is not available", flush=True)
-            continue
         missing_deps = [d for d in spec.requires if d in skipped]
         if missing_deps:
             skipped[name] = f"needs {', '.join(missing_deps)}, which was skipped"
             continue
         for framework in frameworks:
-            result = train(name, framework, args.profile, device=args.device, data_dir=args.data_dir,
-                           artifacts=args.artifacts)
+            try:
+                result = train(name, framework, args.profile, device=args.device, data_dir=args.data_dir,
+                               artifacts=args.artifacts)
+            except DatasetNotFoundError as err:  # neither a local copy nor a download: go on without it
+                skipped[name] = str(err)
+                print(f"   skipping {name}: its dataset {spec.dataset!r} could not be found or downloaded", flush=True)
+                break
             rows.append({k: getattr(result, k) for k in (
                 "model", "framework", "profile", "epochs", "metric", "metric_value", "quality_bar_met",
                 "trainable_params", "wall_time_s", "train_samples", "test_samples", "checkpoint")})

@@ -50,20 +50,51 @@ def test_a_stage_not_built_yet_fails_with_one_line(stage, tmp_path):
     assert len(lines) == 1 and lines[0].startswith(f"edgeproof {stage}: not available yet")
 
 
-def test_unknown_model_is_a_usage_error_listing_known_models():
-    result = edgeproof_cmd("verify", "--model", "nope") if "verify" not in cli._NOT_BUILT else None
-    parser_help = edgeproof_cmd("train", "--help").stdout
+def test_unknown_model_is_an_error_listing_known_models(tmp_path):
+    result = edgeproof_cmd("train", "--model", "nope", "--framework", "torch", "--artifacts", str(tmp_path))
+    assert result.returncode == 2
+    assert "unknown model 'nope'" in result.stderr
     for name in ("linreg", "mnist_cnn", "imdb_lstm", "mnist_gan", "translator"):
-        assert name in parser_help
-    if result is not None:
-        assert result.returncode != 0 and "linreg" in result.stderr
+        assert name in result.stderr
+    assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.stack
 def test_pipeline_runs_to_the_end_and_names_missing_stages(tmp_path):
-    result = edgeproof_cmd("pipeline", "--profile", "fast", "--artifacts", str(tmp_path), timeout=1800)
+    result = edgeproof_cmd("pipeline", "--profile", "fast", "--model", "linreg", "--framework", "torch",
+                           "--artifacts", str(tmp_path), timeout=900)
     assert result.returncode == 0, result.stderr
     assert "pipeline finished" in result.stdout
     for stage in cli.PIPELINE_STAGES:
         assert f"== edgeproof pipeline: {stage} ==" in result.stdout
         if stage in cli._NOT_BUILT:
             assert stage in result.stdout.split("not built yet:")[-1]
+    assert (tmp_path / "linreg" / "torch" / "checkpoint" / "checkpoint.json").exists()
+    assert "| linreg | torch | fast | mse |" in (tmp_path / "training_summary.md").read_text()
+
+
+@pytest.mark.stack
+def test_pipeline_skips_models_without_data_and_says_how_to_get_it(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    import urllib.request
+
+    from edgeproof import _stages
+    from edgeproof.train import _data
+
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    monkeypatch.setattr(_data, "data_dirs", lambda data_dir=None: [empty])  # no local copy anywhere
+    monkeypatch.setattr(_data, "cache_dir", lambda: tmp_path / "cache")
+
+    def offline(url, timeout=None):
+        raise OSError(f"network unreachable: {url}")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    args = argparse.Namespace(model=["imdb_lstm", "linreg"], framework=["torch"], profile="fast", device="cpu",
+                              data_dir=None, artifacts=str(tmp_path))
+    summary = _stages.pipeline_train(args)
+    assert [r["model"] for r in summary["trained"]] == ["linreg"]
+    assert set(summary["skipped"]) == {"imdb_lstm"}
+    out = capsys.readouterr().out
+    assert "skipped imdb_lstm:" in out and "imdb.npz" in out and "EDGEPROOF_DATA_DIR" in out
