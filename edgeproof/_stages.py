@@ -62,3 +62,53 @@ def training_table(rows: list[dict]) -> str:
         lines.append(f"| {r['model']} | {r['framework']} | {r['profile']} | {r['metric']} | {r['metric_value']:.4g} | "
                      f"{'yes' if r['quality_bar_met'] else 'no'} | {r['trainable_params']:,} | {r['wall_time_s']:.1f} |")
     return "\n".join(lines)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from edgeproof.convert import convert
+
+    get_spec(args.model)
+    records = convert(args.model, args.framework, targets=_csv(args.targets), modes=_csv(args.modes),
+                      onnx_backend=args.onnx_backend, artifacts=args.artifacts,
+                      representative_samples=args.representative_samples, int8_io=args.int8_io)
+    return 0 if any(r.status == "ok" for r in records) else 1
+
+
+def _csv(value):
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def pipeline_convert(args: argparse.Namespace) -> dict:
+    """Convert every trained (model, framework) in every precision; say how many of the matrix's
+    artifacts exist and why the others do not. Writes artifacts/conversion_summary.{json,md}."""
+    from edgeproof._quant import TARGET_MODES
+    from edgeproof.convert import conversion_table, convert
+    from edgeproof.train import model_dir
+
+    names = training_order(args.model)
+    frameworks = [Framework(f) for f in (args.framework or [f.value for f in Framework])]
+    per_model = sum(len(m) for m in TARGET_MODES.values())
+    expected = len(names) * len(frameworks) * per_model
+    records, missing = [], []
+    for name in names:
+        for framework in frameworks:
+            if not (model_dir(args.artifacts, name, framework) / "checkpoint" / "checkpoint.json").exists():
+                missing.append(f"{name}/{framework.value}: {per_model} artifacts, no trained checkpoint")
+                continue
+            try:
+                records += convert(name, framework, artifacts=args.artifacts)
+            except Exception as err:  # e.g. the ONNX export itself failed: the whole row is reported
+                missing.append(f"{name}/{framework.value}: {per_model} artifacts, conversion failed: {err}")
+    ok = [r for r in records if r.status == "ok"]
+    out = Path(args.artifacts)
+    (out / "conversion_summary.json").write_text(json.dumps(
+        {"expected": expected, "produced": len(ok), "artifacts": [r.to_dict() for r in records],
+         "missing": missing}, indent=2))
+    (out / "conversion_summary.md").write_text(conversion_table(records) + "\n")
+    print(f"conversion: {len(ok)} of {expected} artifacts exist")
+    for r in records:
+        if r.status != "ok":
+            print(f"   {r.model}/{r.framework} {r.key}: {r.status}: {r.reason}")
+    for line in missing:
+        print(f"   {line}")
+    return {"expected": expected, "produced": len(ok)}

@@ -13,7 +13,6 @@ from .errors import EdgeproofError, StageNotBuiltError
 
 # Stage -> what is missing while it is not built (checked by tests: no fake output).
 _NOT_BUILT = {
-    "convert": "conversion to TFLite / TF.js (issue: convert every model in every precision)",
     "verify": "parity verification (issue: parity verification and the deploy gate)",
     "deploy": "bundles and the deploy gate (issue: parity verification and the deploy gate)",
     "run": "the bundle runtime (issue: edge runtime and device bundles)",
@@ -43,10 +42,24 @@ def _pipeline_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from ._stages import run_convert
+
+    return run_convert(args)
+
+
+def _pipeline_convert(args: argparse.Namespace) -> int:
+    from ._stages import pipeline_convert
+
+    pipeline_convert(args)
+    return 0
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {stage: _not_built(stage) for stage in _NOT_BUILT}
-HANDLERS["train"] = _train
+HANDLERS.update(train=_train, convert=_convert)
 # In `pipeline`, a stage runs over every requested model and framework.
-PIPELINE_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {**HANDLERS, "train": _pipeline_train}
+PIPELINE_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    **HANDLERS, "train": _pipeline_train, "convert": _pipeline_convert}
 
 
 def _pipeline(args: argparse.Namespace) -> int:

@@ -1,0 +1,258 @@
+"""`convert()`: the Python API behind `edgeproof convert` — one trained checkpoint to every
+requested TFLite and TF.js precision, each cell recorded (ok / unsupported: reason) in conversion.json."""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+
+from edgeproof._quant import QuantConfig, QuantMode, Target, TARGET_MODES
+from edgeproof._spec import Framework, Layout, ModelSpec
+
+from ._artifact import ArtifactRecord, TensorInfo
+from ._onnx_backends import OnnxBackend
+
+CONVERSION_JSON = "conversion.json"
+
+
+def artifact_path(target: Target, mode: QuantMode) -> str:
+    return f"tflite/{mode.value}.tflite" if target is Target.TFLITE else f"tfjs/{mode.value}/model.json"
+
+
+def requested_configs(spec: ModelSpec, targets: Iterable[str], modes: Optional[Iterable[str]],
+                      representative_samples: int = 256, int8_io: bool = False) -> list[QuantConfig]:
+    targets = [Target(t) for t in targets]
+    wanted = None if modes is None else {QuantMode(m) for m in modes}
+    configs = []
+    for target in targets:
+        for mode in TARGET_MODES[target]:
+            if wanted is not None and mode not in wanted:
+                continue
+            configs.append(QuantConfig(target, mode, representative_samples=representative_samples,
+                                       int8_io=int8_io and mode is QuantMode.INT8))
+    if not configs:
+        raise ValueError(f"no (target, mode) pair matches targets {[t.value for t in targets]} and modes {modes}")
+    return configs
+
+
+def _layout_of(spec_tensor, shape: list[int]) -> str:
+    if spec_tensor.layout is not Layout.NHWC or len(shape) != 4:
+        return spec_tensor.layout.value
+    nchw = spec_tensor.to_layout(Layout.NCHW).shape
+    return Layout.NCHW.value if shape[1:] == list(nchw[1:]) else Layout.NHWC.value
+
+
+def _tensor_infos(spec: ModelSpec, described: list[dict], spec_tensors) -> list[TensorInfo]:
+    by_name = {t.name: t for t in spec_tensors}
+    infos = []
+    for i, d in enumerate(described):
+        ref = by_name.get(d["name"], spec_tensors[min(i, len(spec_tensors) - 1)])
+        infos.append(TensorInfo(d["name"], d["shape"], d["dtype"], _layout_of(ref, d["shape"]), d["quantization"]))
+    return infos
+
+
+def calibration_inputs(spec: ModelSpec, checkpoint_meta: dict, data_dir: Optional[str], samples: int) -> dict:
+    """int8 calibration inputs: the training split when it feeds the deployed model directly, else
+    the model's own input distribution (the GAN generator's N(0, 1) latent vectors)."""
+    from edgeproof.train._data import load_dataset
+
+    names = {t.name for t in spec.inputs}
+    data = spec.prepare_data(load_dataset(spec.dataset, data_dir=data_dir), spec.profile("fast"), 0)
+    if set(data.x_train) == names:
+        return data.x_train
+    return spec.probe_inputs(seed=12345, n=max(samples, 1))
+
+
+def _first_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:400]}" if text else type(err).__name__
+
+
+def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = ("tflite", "tfjs"),
+            modes: Optional[Iterable[str]] = None, onnx_backend: OnnxBackend | str = OnnxBackend.ONNX2TF,
+            artifacts: Path | str = "artifacts", representative_samples: int = 256, int8_io: bool = False,
+            data_dir: Optional[str] = None, progress: bool = True) -> list[ArtifactRecord]:
+    from edgeproof._registry import get_spec
+    from edgeproof.train import load_checkpoint, model_dir
+
+    from ._ops import op_report
+    from ._tfjs import convert_to_tfjs
+    from ._tflite import convert_saved_model, describe_tensors
+
+    spec = get_spec(model)
+    framework = Framework(framework)
+    backend = OnnxBackend(onnx_backend)
+    root = model_dir(artifacts, spec.name, framework)
+    checkpoint = load_checkpoint(root / "checkpoint")
+    configs = requested_configs(spec, targets, modes, representative_samples, int8_io)
+    say = print if progress else (lambda *a, **k: None)
+
+    # 1. The source model as a TensorFlow SavedModel (and, for PyTorch, the ONNX file on the way).
+    route_prefix, layout_changes, notes = [], [], []
+    saved_model = root / "saved_model"
+    t0 = time.perf_counter()
+    if framework is Framework.KERAS:
+        from ._saved_model import export_keras_saved_model
+
+        say(f"[{spec.name}/{framework.value}] exporting the SavedModel", flush=True)
+        _replace_dir(saved_model, lambda tmp: export_keras_saved_model(spec, checkpoint.model, tmp))
+        route_prefix = ["keras", "saved_model"]
+    else:
+        from ._onnx import export_onnx
+        from ._onnx_backends import onnx_to_saved_model
+
+        say(f"[{spec.name}/{framework.value}] exporting ONNX (dynamo) and checking it with onnxruntime", flush=True)
+        onnx_export = export_onnx(spec, checkpoint.model, root / "model.onnx", spec.probe_inputs())
+        notes += onnx_export.notes
+        say(f"[{spec.name}/{framework.value}] ONNX -> TensorFlow with {backend.value}", flush=True)
+        tf_export = _replace_dir(saved_model, lambda tmp: onnx_to_saved_model(root / "model.onnx", tmp, backend))
+        notes += tf_export.notes
+        route_prefix = ["torch", f"onnx({onnx_export.exporter}, opset {onnx_export.opset})", backend.value]
+    source_seconds = time.perf_counter() - t0
+
+    calibration = None
+    if any(c.mode is QuantMode.INT8 for c in configs):
+        calibration = calibration_inputs(spec, checkpoint.meta, data_dir, representative_samples)
+        if framework is Framework.TORCH and backend is OnnxBackend.ONNX_TF:
+            from edgeproof.train._torch_trainer import to_framework_layout
+
+            calibration = to_framework_layout(spec, calibration)
+
+    # 2. Every requested precision; a cell that cannot be converted is recorded with the reason.
+    records = []
+    for config in configs:
+        rel = artifact_path(config.target, config.mode)
+        route = ">".join(route_prefix + [config.target.value])
+        record = ArtifactRecord(spec.name, framework.value, config.target.value, config.mode.value, route,
+                                status="ok", path=rel, notes=list(notes))
+        say(f"[{spec.name}/{framework.value}] {config.key} ...", end=" ", flush=True)
+        start = time.perf_counter()
+        try:
+            if config.target is Target.TFLITE:
+                content = convert_saved_model(saved_model, config, calibration)
+                _write_atomic(root / rel, content)
+                ins, outs = describe_tensors(content)
+                record.inputs = _tensor_infos(spec, ins, spec.inputs)
+                record.outputs = _tensor_infos(spec, outs, spec.outputs)
+                record.ops = op_report(content)
+                record.size_bytes = len(content)
+            else:
+                folder = (root / rel).parent
+                _replace_dir(folder, lambda tmp: convert_to_tfjs(saved_model, tmp, config.mode))
+                record.size_bytes = sum(p.stat().st_size for p in folder.iterdir())
+                record.inputs = [TensorInfo(t.name, [-1] + list(t.shape[1:]), t.dtype,
+                                            _expected_layout(spec, framework, backend, t)) for t in spec.inputs]
+                record.outputs = [TensorInfo(t.name, [-1] + list(t.shape[1:]), t.dtype, t.layout.value)
+                                  for t in spec.outputs]
+            record.layout_changes = _layout_changes(spec, framework, backend, record.inputs)
+            record.convert_seconds = round(time.perf_counter() - start, 2)
+            record.source_export_seconds = round(source_seconds, 2)
+            say(f"ok ({record.size_bytes / 1024:.0f} KiB, {record.convert_seconds:.1f} s)", flush=True)
+        except Exception as err:  # the converter's reason is the product here: report it, go on
+            record.status, record.path, record.reason = "unsupported", None, _first_line(err)
+            stale = root / rel if config.target is Target.TFLITE else (root / rel).parent
+            if stale.is_dir():  # an artifact from an earlier run must not outlive this verdict
+                shutil.rmtree(stale)
+            elif stale.exists():
+                stale.unlink()
+            say(f"unsupported: {record.reason}", flush=True)
+        records.append(record)
+
+    _write_records(root, records)
+    say(conversion_table(records))
+    return records
+
+
+def _expected_layout(spec, framework, backend, tensor) -> str:
+    if tensor.layout is Layout.NHWC and framework is Framework.TORCH and backend is OnnxBackend.ONNX_TF:
+        return Layout.NCHW.value
+    return tensor.layout.value
+
+
+def _layout_changes(spec, framework, backend, inputs: list[TensorInfo]) -> list[str]:
+    changes = []
+    for t in spec.inputs:
+        if framework is Framework.TORCH and t.layout is Layout.NHWC and spec.torch_layout is Layout.NCHW:
+            actual = next((i.layout for i in inputs if i.name == t.name), None) or "?"
+            changes.append(f"{t.name}: NCHW (PyTorch/ONNX) -> {actual} ({backend.value})")
+    return changes
+
+
+def _write_atomic(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with open(fd, "wb") as f:
+            f.write(content)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _replace_dir(target: Path, build):
+    """Build into a temporary sibling folder, then swap it in: never a half-written folder."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        result = build(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _retarget(result, tmp, target)
+
+
+def _retarget(result, tmp: Path, target: Path):
+    """Paths inside the result that pointed into the temporary folder now point into the target."""
+    if isinstance(result, Path) and str(result).startswith(str(tmp)):
+        return target / result.relative_to(tmp)
+    if hasattr(result, "saved_model") and str(result.saved_model).startswith(str(tmp)):
+        result.saved_model = target / Path(result.saved_model).relative_to(tmp)
+    return result
+
+
+def _write_records(root: Path, records: list[ArtifactRecord]) -> None:
+    path = root / CONVERSION_JSON
+    existing = {}
+    if path.exists():
+        existing = {(r["target"], r["mode"]): r for r in json.loads(path.read_text())["artifacts"]}
+    for r in records:
+        existing[(r.target, r.mode)] = r.to_dict()
+    order = [(c.target.value, c.mode.value) for c in requested_configs_all()]
+    rows = [existing[k] for k in order if k in existing]
+    _write_atomic(path, json.dumps({"artifacts": rows}, indent=2).encode())
+
+
+def requested_configs_all() -> list[QuantConfig]:
+    return [QuantConfig(t, m) for t, modes in TARGET_MODES.items() for m in modes]
+
+
+def load_records(root: Path) -> list[ArtifactRecord]:
+    path = Path(root) / CONVERSION_JSON
+    if not path.exists():
+        return []
+    return [ArtifactRecord.from_dict(r) for r in json.loads(path.read_text())["artifacts"]]
+
+
+def conversion_table(records: list[ArtifactRecord]) -> str:
+    lines = ["| model | framework | artifact | route | size | convert (s) | ops |", "|---|---|---|---|---|---|---|"]
+    for r in records:
+        if r.status != "ok":
+            lines.append(f"| {r.model} | {r.framework} | {r.key} | {r.route} | - | - | unsupported: {r.reason} |")
+            continue
+        if r.ops is None:
+            ops = "TF.js graph model"
+        else:
+            ops = f"{r.ops['op_count']} ops, " + ("builtin only" if r.ops["builtin_only"] else
+                                                   f"**needs {', '.join(r.ops['non_builtin_ops'])}**")
+        lines.append(f"| {r.model} | {r.framework} | {r.key} | {r.route} | {r.size_bytes / 1024:.0f} KiB | "
+                     f"{r.convert_seconds:.1f} | {ops} |")
+    return "\n".join(lines)
