@@ -68,9 +68,24 @@ def calibration_inputs(spec: ModelSpec, checkpoint_meta: dict, data_dir: Optiona
     return spec.probe_inputs(seed=12345, n=max(samples, 1))
 
 
+class ConverterRefused(RuntimeError):
+    """A converter call that failed in the worker; its message is already the converter's reason."""
+
+
 def _first_line(err: BaseException) -> str:
+    """The converter's reason in one readable line (MLIR errors carry pages of call-site noise)."""
+    import re
+
     text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text[:400]}" if text else type(err).__name__
+    messages = []
+    for m in re.findall(r"error: ((?:(?!error: |loc\().)+)", text):
+        m = m.strip().rstrip(".\\n ")
+        if m and m not in messages and not m.startswith("loc("):
+            messages.append(m)
+    text = "; ".join(messages) if messages else text
+    if isinstance(err, ConverterRefused):
+        return text[:500]
+    return f"{type(err).__name__}: {text[:500]}" if text else type(err).__name__
 
 
 def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = ("tflite", "tfjs"),
@@ -81,8 +96,9 @@ def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = 
     from edgeproof.train import load_checkpoint, model_dir
 
     from ._ops import op_report
-    from ._tfjs import convert_to_tfjs
-    from ._tflite import convert_saved_model, describe_tensors
+    from ._tfjs import check_tfjs_model
+    from ._tflite import describe_tensors
+    from ._worker import Job, run_jobs
 
     spec = get_spec(model)
     framework = Framework(framework)
@@ -123,45 +139,57 @@ def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = 
 
             calibration = to_framework_layout(spec, calibration)
 
-    # 2. Every requested precision; a cell that cannot be converted is recorded with the reason.
+    # 2. The converter calls, in a worker process (see _worker), into temporary paths.
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    jobs = [Job(c.target.value, c.mode.value, str(staging / f"{c.target.value}-{c.mode.value}"),
+                c.representative_samples, c.int8_io) for c in configs]
+    say(f"[{spec.name}/{framework.value}] converting {', '.join(c.key for c in configs)}", flush=True)
+    start = time.perf_counter()
+    errors = run_jobs(saved_model, jobs, calibration)
+    per_job_seconds = (time.perf_counter() - start) / len(jobs)
+
+    # 3. Record every cell; one that could not be converted carries the converter's reason.
     records = []
-    for config in configs:
+    for config, job, error in zip(configs, jobs, errors):
         rel = artifact_path(config.target, config.mode)
         route = ">".join(route_prefix + [config.target.value])
         record = ArtifactRecord(spec.name, framework.value, config.target.value, config.mode.value, route,
-                                status="ok", path=rel, notes=list(notes))
-        say(f"[{spec.name}/{framework.value}] {config.key} ...", end=" ", flush=True)
-        start = time.perf_counter()
+                                status="ok", path=rel, notes=list(notes),
+                                convert_seconds=round(per_job_seconds, 2), source_export_seconds=round(source_seconds, 2))
         try:
+            if error:
+                raise ConverterRefused(error)
             if config.target is Target.TFLITE:
-                content = convert_saved_model(saved_model, config, calibration)
-                _write_atomic(root / rel, content)
+                content = Path(job.out).read_bytes()
                 ins, outs = describe_tensors(content)
                 record.inputs = _tensor_infos(spec, ins, spec.inputs)
                 record.outputs = _tensor_infos(spec, outs, spec.outputs)
                 record.ops = op_report(content)
                 record.size_bytes = len(content)
+                _write_atomic(root / rel, content)
             else:
                 folder = (root / rel).parent
-                _replace_dir(folder, lambda tmp: convert_to_tfjs(saved_model, tmp, config.mode))
+                check_tfjs_model(Path(job.out))
+                _replace_dir(folder, lambda tmp: shutil.copytree(job.out, tmp, dirs_exist_ok=True))
                 record.size_bytes = sum(p.stat().st_size for p in folder.iterdir())
-                record.inputs = [TensorInfo(t.name, [-1] + list(t.shape[1:]), t.dtype,
+                batch = spec.export_batch_size or -1
+                record.inputs = [TensorInfo(t.name, [batch] + list(t.shape[1:]), t.dtype,
                                             _expected_layout(spec, framework, backend, t)) for t in spec.inputs]
-                record.outputs = [TensorInfo(t.name, [-1] + list(t.shape[1:]), t.dtype, t.layout.value)
+                record.outputs = [TensorInfo(t.name, [batch] + list(t.shape[1:]), t.dtype, t.layout.value)
                                   for t in spec.outputs]
             record.layout_changes = _layout_changes(spec, framework, backend, record.inputs)
-            record.convert_seconds = round(time.perf_counter() - start, 2)
-            record.source_export_seconds = round(source_seconds, 2)
-            say(f"ok ({record.size_bytes / 1024:.0f} KiB, {record.convert_seconds:.1f} s)", flush=True)
+            say(f"   {config.key}: ok ({record.size_bytes / 1024:.0f} KiB)", flush=True)
         except Exception as err:  # the converter's reason is the product here: report it, go on
             record.status, record.path, record.reason = "unsupported", None, _first_line(err)
+            record.convert_seconds = None
             stale = root / rel if config.target is Target.TFLITE else (root / rel).parent
             if stale.is_dir():  # an artifact from an earlier run must not outlive this verdict
                 shutil.rmtree(stale)
             elif stale.exists():
                 stale.unlink()
-            say(f"unsupported: {record.reason}", flush=True)
+            say(f"   {config.key}: unsupported: {record.reason}", flush=True)
         records.append(record)
+    shutil.rmtree(staging, ignore_errors=True)
 
     _write_records(root, records)
     say(conversion_table(records))

@@ -38,9 +38,10 @@ def export_onnx(spec: ModelSpec, model, path: Path, probes: dict[str, np.ndarray
     net = _deployed_module(model).eval()
     torch_inputs = to_framework_layout(spec, probes)
     names = [t.name for t in spec.inputs]
-    example = tuple(torch.from_numpy(np.ascontiguousarray(torch_inputs[n][:2])) for n in names)
+    static = spec.export_batch_size
+    example = tuple(torch.from_numpy(np.ascontiguousarray(torch_inputs[n][:static or 2])) for n in names)
     batch = torch.export.Dim("batch", min=1, max=4096)
-    dynamic = {n: {0: batch} for n in names}
+    dynamic = None if static else {n: {0: batch} for n in names}
     notes = []
     try:
         torch.onnx.export(net, example, str(path), dynamo=True, input_names=names,
@@ -50,13 +51,16 @@ def export_onnx(spec: ModelSpec, model, path: Path, probes: dict[str, np.ndarray
         first = str(err).strip().splitlines()[0][:300]
         notes.append(f"dynamo exporter failed ({first}); used the legacy TorchScript exporter")
         torch.onnx.export(net, example, str(path), dynamo=False, input_names=names,
-                          output_names=[spec.outputs[0].name], dynamic_axes={n: {0: "batch"} for n in names},
+                          output_names=[spec.outputs[0].name],
+                          dynamic_axes=None if static else {n: {0: "batch"} for n in names},
                           opset_version=17)
         exporter = "legacy"
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto, full_check=True)
     opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    if static:
+        torch_inputs = {n: torch_inputs[n][:static] for n in names}
     ort_out = session.run(None, {n: torch_inputs[n] for n in names})[0]
     with torch.no_grad():
         ref = net(*(torch.from_numpy(np.ascontiguousarray(torch_inputs[n])) for n in names)).numpy()

@@ -10,7 +10,7 @@ and this module is the one place that mends them:
    what TF_USE_LEGACY_KERAS=1 selects) *only while tensorflow_addons is imported*; the
    original `keras` modules are put back afterwards so nothing else in the process is affected.
 
-3. onnx-tf knows operator versions up to ONNX opset 18; newer models are converted down with
+3. onnx-tf knows operator versions up to ONNX opset 15; newer models are converted down with
    onnx.version_converter, and its "not implemented" errors (unittest.SkipTest subclasses that
    a test runner would count as skips) are re-raised as OnnxTfUnsupportedError.
 
@@ -75,14 +75,18 @@ def _import_tensorflow_addons_with_tf_keras() -> None:
 
 def import_onnx_tf():
     """Return the `onnx_tf` module, importable on TF 2.19 / onnx >= 1.16."""
+    from edgeproof._frameworks import import_tensorflow
+
+    import_tensorflow()  # with TF_USE_LEGACY_KERAS=1, before tensorflow_addons looks at tf.keras
     _rebuild_onnx_mapping()
     _import_tensorflow_addons_with_tf_keras()
     return importlib.import_module("onnx_tf")
 
 
-# onnx-tf 1.10 has handlers for operator versions up to those of ONNX opset 18; the dynamo
-# exporter writes newer opsets (Reshape-19 etc.), so models are converted down first.
-ONNX_TF_MAX_OPSET = 18
+# onnx-tf 1.10 lacks handlers for many operator versions newer than ONNX opset 15 (Reshape-19,
+# LeakyRelu-16, ...); the dynamo exporter writes opset 18+, so models are converted down first.
+# Operators with no form at opset 15 (LayerNormalization, opset 17) make the model unsupported.
+ONNX_TF_MAX_OPSET = 15
 
 
 class OnnxTfUnsupportedError(RuntimeError):
@@ -98,14 +102,27 @@ def prepare(model, **kwargs):
     backend = import_onnx_tf().backend
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is not None and opset > ONNX_TF_MAX_OPSET:
-        model = version_converter.convert_version(model, ONNX_TF_MAX_OPSET)
-        onnx.checker.check_model(model)
+        try:
+            model = version_converter.convert_version(model, ONNX_TF_MAX_OPSET)
+            onnx.checker.check_model(model)
+        except Exception as err:
+            raise OnnxTfUnsupportedError(
+                f"onnx-tf needs ONNX opset <= {ONNX_TF_MAX_OPSET} and this opset-{opset} model cannot be converted "
+                f"down: {' '.join(str(err).split())[-200:]}") from None
     from onnx.backend.test.runner import BackendIsNotSupposedToImplementIt
 
     try:
         return backend.prepare(model, **kwargs)
     except BackendIsNotSupposedToImplementIt as err:
-        raise OnnxTfUnsupportedError(f"onnx-tf cannot convert this model: {err}") from None
+        raise OnnxTfUnsupportedError(f"onnx-tf cannot convert this model: {_reason(err)}") from None
+
+
+def _reason(err: BaseException) -> str:
+    """The operator onnx-tf lacks, without the traceback it wraps the message in."""
+    import re
+
+    found = re.findall(r"([A-Za-z]+ version \d+ is not implemented)", str(err))
+    return found[-1] if found else " ".join(str(err).split())[-300:]
 
 
 def export_saved_model(rep, path: str) -> None:
@@ -115,4 +132,4 @@ def export_saved_model(rep, path: str) -> None:
     try:
         rep.export_graph(path)
     except BackendIsNotSupposedToImplementIt as err:
-        raise OnnxTfUnsupportedError(f"onnx-tf cannot convert this model: {err}") from None
+        raise OnnxTfUnsupportedError(f"onnx-tf cannot convert this model: {_reason(err)}") from None

@@ -11,7 +11,8 @@ from edgeproof._spec import ModelSpec
 def export_keras_saved_model(spec: ModelSpec, model, directory: Path) -> Path:
     tf = import_tensorflow()
     net = model[0] if isinstance(model, tuple) else model  # the GAN deploys its generator
-    input_specs = {t.name: tf.TensorSpec((None,) + tuple(t.shape[1:]), t.dtype, name=t.name) for t in spec.inputs}
+    batch = spec.export_batch_size
+    input_specs = {t.name: tf.TensorSpec((batch,) + tuple(t.shape[1:]), t.dtype, name=t.name) for t in spec.inputs}
     names = [t.name for t in spec.inputs]
     output_name = spec.outputs[0].name
 

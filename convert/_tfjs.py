@@ -1,4 +1,9 @@
-"""SavedModel -> TF.js graph model in fp32, fp16 or uint8 (weight quantization)."""
+"""SavedModel -> TF.js graph model in fp32, fp16 or uint8 (weight quantization).
+
+The TF.js converter runs grappler over the frozen graph. With TensorFlow's oneDNN optimizations
+on (the x86 default) grappler fuses primitive ops into oneDNN-only kernels such as
+`_MklLayerNorm` that TF.js does not have, so conversions run in a worker process started
+with TF_ENABLE_ONEDNN_OPTS=0 (see _worker)."""
 from __future__ import annotations
 
 import json
@@ -7,25 +12,25 @@ from typing import Any
 
 import numpy as np
 
-from edgeproof._frameworks import import_tensorflowjs
 from edgeproof._quant import QuantMode
 
 _DTYPE_MAP = {QuantMode.FP32: None, QuantMode.FP16: {"float16": True}, QuantMode.UINT8: {"uint8": True}}
 
 
-def convert_to_tfjs(saved_model: Path, out_dir: Path, mode: QuantMode) -> Path:
+def convert_in_process(saved_model: Path, out_dir: Path, mode: QuantMode) -> None:
+    from edgeproof._frameworks import import_tensorflowjs
+
     tfjs = import_tensorflowjs()
     tfjs.converters.convert_tf_saved_model(str(saved_model), str(out_dir), signature_def="serving_default",
                                            quantization_dtype_map=_DTYPE_MAP[mode])
     check_tfjs_model(out_dir)
-    return out_dir / "model.json"
 
 
 def check_tfjs_model(out_dir: Path) -> dict[str, Any]:
     """model.json is well-formed and every weight file holds exactly the bytes it declares."""
-    manifest = json.loads((out_dir / "model.json").read_text())
+    manifest = json.loads((Path(out_dir) / "model.json").read_text())
     if manifest.get("format") != "graph-model" or "modelTopology" not in manifest:
-        raise ValueError(f"{out_dir / 'model.json'} is not a TF.js graph model")
+        raise ValueError(f"{out_dir}/model.json is not a TF.js graph model")
     declared = 0
     for group in manifest["weightsManifest"]:
         for w in group["weights"]:
@@ -33,7 +38,7 @@ def check_tfjs_model(out_dir: Path) -> dict[str, Any]:
             q = w.get("quantization")
             itemsize = np.dtype(q["dtype"]).itemsize if q else np.dtype(w["dtype"]).itemsize
             declared += count * itemsize
-    actual = sum((out_dir / p).stat().st_size for g in manifest["weightsManifest"] for p in g["paths"])
+    actual = sum((Path(out_dir) / p).stat().st_size for g in manifest["weightsManifest"] for p in g["paths"])
     if actual != declared:
         raise ValueError(f"{out_dir}: weight files hold {actual} bytes, model.json declares {declared}")
     signature = manifest.get("signature", {})

@@ -33,6 +33,7 @@ def convert_saved_model(saved_model: Path, config: QuantConfig,
     elif config.mode is QuantMode.INT8:
         if calibration is None:
             raise ValueError("full-integer int8 needs calibration data from the training split")
+        _check_calibration(saved_model, calibration)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: representative_batches(calibration, config.representative_samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -40,6 +41,17 @@ def convert_saved_model(saved_model: Path, config: QuantConfig,
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
     return converter.convert()
+
+
+def _check_calibration(saved_model: Path, calibration: dict[str, np.ndarray]) -> None:
+    """Calibration data must match the model's inputs by name and per-example shape."""
+    tf = import_tensorflow()
+    _, inputs = tf.saved_model.load(str(saved_model)).signatures["serving_default"].structured_input_signature
+    expected = {name: (tuple(spec.shape[1:]), spec.dtype.name) for name, spec in inputs.items()}
+    got = {name: (tuple(a.shape[1:]), a.dtype.name) for name, a in calibration.items()}
+    if set(expected) != set(got) or any(expected[k][0] != got[k][0] for k in expected):
+        raise ValueError(f"int8 calibration data does not match the model's inputs: the model takes "
+                         f"{expected} (per-example shape, dtype), the calibration set has {got}")
 
 
 def describe_tensors(model_content: bytes) -> tuple[list[dict], list[dict]]:

@@ -1,6 +1,6 @@
 """Compare the two ONNX -> TensorFlow backends on the torch models (fp32 TFLite):
 
-    python -m edgeproof.convert.compare_backends --artifacts artifacts   # Markdown table on stdout
+    python -m edgeproof.convert.compare_backends --artifacts artifacts --out backends.md
 
 Per model and backend: whether it converts (and why not), operator count, TRANSPOSE count, size.
 Each backend writes into its own copy of the model's folder, so the pipeline's artifacts stay intact."""
@@ -59,5 +59,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", default="artifacts")
     parser.add_argument("--model", action="append")
+    parser.add_argument("--out", help="also write the table to this Markdown file (converters are chatty on stdout)")
     args = parser.parse_args()
-    print(markdown(compare(args.artifacts, args.model)))
+    table = markdown(compare(args.artifacts, args.model))
+    if args.out:
+        Path(args.out).write_text(table + "\n")
+    print(table)

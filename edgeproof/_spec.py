@@ -151,6 +151,9 @@ class ModelSpec:
     quality_check: Optional[Callable[[Mapping[str, Any]], bool]] = None
     # Models that must be trained first (the GAN is judged by mnist_cnn).
     requires: tuple[str, ...] = ()
+    # Batch size of the deployed graphs; None keeps it dynamic. Recurrent models need a static one
+    # for TFLite to fuse the LSTM into a builtin op instead of needing Flex tensor-list ops.
+    export_batch_size: Optional[int] = None
 
     def __post_init__(self) -> None:
         missing = [p for p in PROFILE_NAMES if p not in self.profiles]

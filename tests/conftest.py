@@ -30,3 +30,15 @@ def edge_python() -> Path:
 def test_output() -> Path:
     TEST_OUTPUT.mkdir(exist_ok=True)
     return TEST_OUTPUT
+
+
+@pytest.fixture(scope="session")
+def fast_trained(tmp_path_factory):
+    """All ten reference models trained once on their fast profiles, shared by the test modules."""
+    from edgeproof import Framework, training_order
+    from edgeproof.train import train
+
+    artifacts = tmp_path_factory.mktemp("fast-artifacts")
+    results = {(name, f.value): train(name, f, "fast", artifacts=artifacts)
+               for name in training_order() for f in Framework}
+    return artifacts, results

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -71,6 +72,9 @@ def test_pipeline_runs_to_the_end_and_names_missing_stages(tmp_path):
             assert stage in result.stdout.split("not built yet:")[-1]
     assert (tmp_path / "linreg" / "torch" / "checkpoint" / "checkpoint.json").exists()
     assert "| linreg | torch | fast | mse |" in (tmp_path / "training_summary.md").read_text()
+    assert "conversion: 7 of 7 artifacts exist" in result.stdout
+    summary = json.loads((tmp_path / "conversion_summary.json").read_text())
+    assert summary["expected"] == summary["produced"] == 7
 
 
 @pytest.mark.stack

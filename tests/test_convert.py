@@ -9,28 +9,31 @@ from edgeproof import Framework, Target, get_spec, model_names, training_order
 from edgeproof.convert import OnnxBackend, convert, load_records
 from edgeproof.convert._tfjs import check_tfjs_model
 from edgeproof.runtime import load_interpreter
-from edgeproof.train import model_dir, train
+from edgeproof.train import model_dir
 
 pytestmark = pytest.mark.stack
 FRAMEWORKS = [f.value for f in Framework]
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    artifacts = tmp_path_factory.mktemp("artifacts")
-    records = {}
-    for name in training_order():
-        for framework in FRAMEWORKS:
-            train(name, framework, "fast", artifacts=artifacts)
-            records[name, framework] = convert(name, framework, artifacts=artifacts, representative_samples=64,
-                                               progress=False)
+def converted(fast_trained):
+    artifacts, _ = fast_trained
+    records = {(name, framework): convert(name, framework, artifacts=artifacts, representative_samples=64,
+                                          progress=False)
+               for name in training_order() for framework in FRAMEWORKS}
     return artifacts, records
 
 
 def run_tflite(path, inputs: dict, layout_nchw: bool = False) -> np.ndarray:
+    """Run a .tflite on a batch; a model exported with a static batch of 1 runs example by example."""
     _, interp = load_interpreter(str(path))
     runner = interp.get_signature_runner()
     details = runner.get_input_details()
+    static_batch = next(iter(details.values()))["shape_signature"][0]
+    n = len(next(iter(inputs.values())))
+    if static_batch == 1 and n > 1:
+        return np.concatenate([run_tflite(path, {k: v[i:i + 1] for k, v in inputs.items()}, layout_nchw)
+                               for i in range(n)])
     feed = {}
     for name, array in inputs.items():
         if layout_nchw and array.ndim == 4:
@@ -157,23 +160,45 @@ def test_an_op_without_a_builtin_kernel_is_reported_unsupported(tmp_path):
 
 
 def test_convert_records_an_unsupported_cell_and_goes_on(converted, monkeypatch):
-    """The converter's refusal becomes `unsupported: <reason>` for that cell only."""
-    from edgeproof.convert import _tflite
+    """A converter refusal becomes `unsupported: <converter's reason>` for that cell only, and a
+    stale artifact of that cell from an earlier run is removed. The refusal is real: full-int8
+    calibration fed data of the wrong shape."""
+    from edgeproof.convert import _api
 
     artifacts, _ = converted
-    real = _tflite.convert_saved_model
-
-    def refuse_int8(saved_model, config, calibration=None):
-        if config.mode.value == "int8":
-            raise RuntimeError("Quantization not yet supported for op: 'SVD'")
-        return real(saved_model, config, calibration)
-
-    monkeypatch.setattr(_tflite, "convert_saved_model", refuse_int8)
+    stale = model_dir(artifacts, "linreg", "keras") / "tflite" / "int8.tflite"
+    assert stale.exists()  # from the fixture's conversion
+    monkeypatch.setattr(_api, "calibration_inputs", lambda *a, **k: {"x": np.ones((8, 3, 3), np.float32)})
     records = convert("linreg", "keras", targets=["tflite"], artifacts=artifacts, progress=False)
     by_key = {r.key: r for r in records}
     assert by_key["tflite/int8"].status == "unsupported"
-    assert "Quantization not yet supported for op: 'SVD'" in by_key["tflite/int8"].reason
+    assert "calibration data does not match the model's inputs" in by_key["tflite/int8"].reason
+    assert "(3, 3)" in by_key["tflite/int8"].reason
     assert all(by_key[k].status == "ok" for k in ("tflite/fp32", "tflite/fp16", "tflite/dynamic"))
-    assert not (model_dir(artifacts, "linreg", "keras") / "tflite" / "int8.tflite").exists()
+    assert not stale.exists()
     saved = json.loads((model_dir(artifacts, "linreg", "keras") / "conversion.json").read_text())
     assert {r["mode"]: r["status"] for r in saved["artifacts"] if r["target"] == "tflite"}["int8"] == "unsupported"
+    assert {r["mode"]: r["status"] for r in saved["artifacts"] if r["target"] == "tfjs"}["fp32"] == "ok"  # kept
+
+
+def test_a_converter_crash_is_a_reported_cell_not_a_dead_pipeline(tmp_path):
+    """The worker dies mid-way (SIGSEGV-like): that job gets the crash reason, the others still run."""
+    from edgeproof.convert._worker import Job, run_jobs
+
+    tf_saved = tmp_path / "sm"
+    from edgeproof._frameworks import import_tensorflow
+
+    tf = import_tensorflow()
+
+    class Double(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec((None, 2), tf.float32)])
+        def __call__(self, x):
+            return {"y": 2.0 * x}
+
+    tf.saved_model.save(Double(), str(tf_saved))
+    jobs = [Job("tflite", "fp32", str(tmp_path / "a.tflite")), Job("crash", "fp32", str(tmp_path / "b")),
+            Job("tflite", "fp16", str(tmp_path / "c.tflite"))]
+    results = run_jobs(tf_saved, jobs)
+    assert results[0] is None and results[2] is None
+    assert "crashed (SIGSEGV)" in results[1]
+    assert (tmp_path / "a.tflite").stat().st_size > 0 and (tmp_path / "c.tflite").stat().st_size > 0

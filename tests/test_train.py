@@ -28,14 +28,8 @@ def untrained_score(name: str, framework: str, artifacts) -> float:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Every model in both frameworks on its fast profile, trained once for this module."""
-    artifacts = tmp_path_factory.mktemp("artifacts")
-    results = {}
-    for name in training_order():
-        for framework in FRAMEWORKS:
-            results[name, framework] = train(name, framework, "fast", artifacts=artifacts)
-    return artifacts, results
+def trained(fast_trained):
+    return fast_trained
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

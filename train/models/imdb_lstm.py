@@ -90,5 +90,6 @@ SPEC = register(ModelSpec(
     probe_fn=_probe,
     builders={Framework.KERAS: build_keras, Framework.TORCH: build_torch},
     prepare_data=prepare_data,
+    export_batch_size=1,  # a static batch lets TFLite fuse the LSTM (builtin UNIDIRECTIONAL_SEQUENCE_LSTM)
     quality_check=lambda r: r["accuracy"] >= 85.0,
 ))

@@ -94,7 +94,7 @@ SPEC = register(ModelSpec(
     profiles={
         "fast": Profile(epochs=5, batch_size=64, train_samples=10000, learning_rate=1e-3),
         "default": Profile(epochs=6, batch_size=64, learning_rate=5e-4),
-        "full": Profile(epochs=30, batch_size=64, learning_rate=2e-4),
+        "full": Profile(epochs=50, batch_size=64, learning_rate=2e-4),
     },
     architecture={"latent_dim": 100, "generator_hidden": (256, 512), "discriminator_hidden": (512, 256),
                   "image_size": 784},
