@@ -11,6 +11,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from edgeproof._atomic import replacing_dir, write_bytes_atomic
 from edgeproof._quant import QuantConfig, QuantMode, Target, TARGET_MODES
 from edgeproof._spec import Framework, Layout, ModelSpec
 
@@ -116,7 +117,8 @@ def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = 
         from ._saved_model import export_keras_saved_model
 
         say(f"[{spec.name}/{framework.value}] exporting the SavedModel", flush=True)
-        _replace_dir(saved_model, lambda tmp: export_keras_saved_model(spec, checkpoint.model, tmp))
+        with replacing_dir(saved_model) as tmp:
+            export_keras_saved_model(spec, checkpoint.model, tmp)
         route_prefix = ["keras", "saved_model"]
     else:
         from ._onnx import export_onnx
@@ -126,8 +128,8 @@ def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = 
         onnx_export = export_onnx(spec, checkpoint.model, root / "model.onnx", spec.probe_inputs())
         notes += onnx_export.notes
         say(f"[{spec.name}/{framework.value}] ONNX -> TensorFlow with {backend.value}", flush=True)
-        tf_export = _replace_dir(saved_model, lambda tmp: onnx_to_saved_model(root / "model.onnx", tmp, backend))
-        notes += tf_export.notes
+        with replacing_dir(saved_model) as tmp:
+            notes += onnx_to_saved_model(root / "model.onnx", tmp, backend).notes
         route_prefix = ["torch", f"onnx({onnx_export.exporter}, opset {onnx_export.opset})", backend.value]
     source_seconds = time.perf_counter() - t0
 
@@ -166,11 +168,12 @@ def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = 
                 record.outputs = _tensor_infos(spec, outs, spec.outputs)
                 record.ops = op_report(content)
                 record.size_bytes = len(content)
-                _write_atomic(root / rel, content)
+                write_bytes_atomic(root / rel, content)
             else:
                 folder = (root / rel).parent
                 check_tfjs_model(Path(job.out))
-                _replace_dir(folder, lambda tmp: shutil.copytree(job.out, tmp, dirs_exist_ok=True))
+                with replacing_dir(folder) as tmp:
+                    shutil.copytree(job.out, tmp, dirs_exist_ok=True)
                 record.size_bytes = sum(p.stat().st_size for p in folder.iterdir())
                 batch = spec.export_batch_size or -1
                 record.inputs = [TensorInfo(t.name, [batch] + list(t.shape[1:]), t.dtype,
@@ -211,42 +214,6 @@ def _layout_changes(spec, framework, backend, inputs: list[TensorInfo]) -> list[
     return changes
 
 
-def _write_atomic(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with open(fd, "wb") as f:
-            f.write(content)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _replace_dir(target: Path, build):
-    """Build into a temporary sibling folder, then swap it in: never a half-written folder."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        result = build(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return _retarget(result, tmp, target)
-
-
-def _retarget(result, tmp: Path, target: Path):
-    """Paths inside the result that pointed into the temporary folder now point into the target."""
-    if isinstance(result, Path) and str(result).startswith(str(tmp)):
-        return target / result.relative_to(tmp)
-    if hasattr(result, "saved_model") and str(result.saved_model).startswith(str(tmp)):
-        result.saved_model = target / Path(result.saved_model).relative_to(tmp)
-    return result
-
-
 def _write_records(root: Path, records: list[ArtifactRecord]) -> None:
     path = root / CONVERSION_JSON
     existing = {}
@@ -256,7 +223,7 @@ def _write_records(root: Path, records: list[ArtifactRecord]) -> None:
         existing[(r.target, r.mode)] = r.to_dict()
     order = [(c.target.value, c.mode.value) for c in requested_configs_all()]
     rows = [existing[k] for k in order if k in existing]
-    _write_atomic(path, json.dumps({"artifacts": rows}, indent=2).encode())
+    write_bytes_atomic(path, json.dumps({"artifacts": rows}, indent=2).encode())
 
 
 def requested_configs_all() -> list[QuantConfig]:

@@ -45,7 +45,8 @@ def export_onnx(spec: ModelSpec, model, path: Path, probes: dict[str, np.ndarray
     notes = []
     try:
         torch.onnx.export(net, example, str(path), dynamo=True, input_names=names,
-                          output_names=[spec.outputs[0].name], dynamic_shapes=dynamic, optimize=True)
+                          output_names=[spec.outputs[0].name], dynamic_shapes=dynamic, optimize=True,
+                          external_data=False)  # one self-contained file (our models are far below 2 GB)
         exporter = "dynamo"
     except Exception as err:  # reported, never silent
         first = str(err).strip().splitlines()[0][:300]

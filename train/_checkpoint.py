@@ -3,12 +3,11 @@ model with the builder from its model file alone (no training code). Written ato
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeproof._atomic import replacing_dir
 from edgeproof._registry import get_spec
 from edgeproof._spec import Framework, ModelSpec
 from edgeproof.errors import EdgeproofError
@@ -44,9 +43,7 @@ def save_checkpoint(directory: Path, spec: ModelSpec, framework: Framework | str
     """Write `directory` atomically: weights file(s) + checkpoint.json."""
     framework = Framework(framework)
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
+    with replacing_dir(directory) as tmp:
         models = model if isinstance(model, tuple) else (model,)
         files = _weight_files(spec, framework)
         for net, name in zip(models, files):
@@ -59,12 +56,6 @@ def save_checkpoint(directory: Path, spec: ModelSpec, framework: Framework | str
         meta = {"format_version": FORMAT_VERSION, "model": spec.name, "framework": framework.value,
                 "architecture": architecture, "preprocessing": preprocessing, "weights": files, **(extra or {})}
         (tmp / META).write_text(json.dumps(meta, indent=2))
-        if directory.exists():
-            shutil.rmtree(directory)
-        tmp.rename(directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 
