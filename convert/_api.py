@@ -9,8 +9,6 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional
 
-import numpy as np
-
 from edgeproof._atomic import replacing_dir, write_bytes_atomic
 from edgeproof._quant import QuantConfig, QuantMode, Target, TARGET_MODES
 from edgeproof._spec import Framework, Layout, ModelSpec
@@ -110,7 +108,7 @@ def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = 
     say = print if progress else (lambda *a, **k: None)
 
     # 1. The source model as a TensorFlow SavedModel (and, for PyTorch, the ONNX file on the way).
-    route_prefix, layout_changes, notes = [], [], []
+    route_prefix, notes = [], []
     saved_model = root / "saved_model"
     t0 = time.perf_counter()
     if framework is Framework.KERAS:
@@ -171,15 +169,12 @@ def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = 
                 write_bytes_atomic(root / rel, content)
             else:
                 folder = (root / rel).parent
-                check_tfjs_model(Path(job.out))
+                signature = check_tfjs_model(Path(job.out))
                 with replacing_dir(folder) as tmp:
                     shutil.copytree(job.out, tmp, dirs_exist_ok=True)
                 record.size_bytes = sum(p.stat().st_size for p in folder.iterdir())
-                batch = spec.export_batch_size or -1
-                record.inputs = [TensorInfo(t.name, [batch] + list(t.shape[1:]), t.dtype,
-                                            _expected_layout(spec, framework, backend, t)) for t in spec.inputs]
-                record.outputs = [TensorInfo(t.name, [batch] + list(t.shape[1:]), t.dtype, t.layout.value)
-                                  for t in spec.outputs]
+                record.inputs = _tfjs_tensors(signature["inputs"], spec.inputs)
+                record.outputs = _tfjs_tensors(signature["outputs"], spec.outputs)
             record.layout_changes = _layout_changes(spec, framework, backend, record.inputs)
             say(f"   {config.key}: ok ({record.size_bytes / 1024:.0f} KiB)", flush=True)
         except Exception as err:  # the converter's reason is the product here: report it, go on
@@ -199,10 +194,19 @@ def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = 
     return records
 
 
-def _expected_layout(spec, framework, backend, tensor) -> str:
-    if tensor.layout is Layout.NHWC and framework is Framework.TORCH and backend is OnnxBackend.ONNX_TF:
-        return Layout.NCHW.value
-    return tensor.layout.value
+_TF_DTYPES = {"DT_FLOAT": "float32", "DT_INT32": "int32", "DT_INT64": "int64", "DT_HALF": "float16"}
+
+
+def _tfjs_tensors(signature: dict, spec_tensors) -> list[TensorInfo]:
+    """A TF.js graph model's signature tensors as they really are (names, shapes, dtypes)."""
+    infos = []
+    for i, (key, t) in enumerate(sorted(signature.items(), key=lambda kv: kv[0])):
+        shape = [int(d.get("size", -1)) for d in t.get("tensorShape", {}).get("dim", [])]
+        by_name = {s.name: s for s in spec_tensors}
+        ref = by_name.get(key.split(":")[0], spec_tensors[min(i, len(spec_tensors) - 1)])
+        infos.append(TensorInfo(key, shape, _TF_DTYPES.get(t.get("dtype"), t.get("dtype", "?")),
+                                _layout_of(ref, shape)))
+    return infos
 
 
 def _layout_changes(spec, framework, backend, inputs: list[TensorInfo]) -> list[str]:

@@ -88,7 +88,11 @@ def test_every_tfjs_artifact_is_complete(converted, name, framework):
     for r in records[name, framework]:
         if r.status == "ok" and r.target == Target.TFJS.value:
             info = check_tfjs_model((root / r.path).parent)
-            assert set(info["inputs"]) == {t.name for t in get_spec(name).inputs} or info["inputs"]
+            spec = get_spec(name)
+            assert {k.split(":")[0] for k in info["inputs"]} == {t.name for t in spec.inputs}
+            assert [t.name for t in r.inputs] == sorted(info["inputs"])  # the record holds the real names
+            assert all(t.shape[1:] == list(s.shape[1:]) for t, s in
+                       zip(r.inputs, sorted(spec.inputs, key=lambda s: s.name)) if t.layout == s.layout.value)
 
 
 @pytest.mark.parametrize("name", model_names())

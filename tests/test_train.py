@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from edgeproof import Framework, Task, get_spec, model_names, training_order
+from edgeproof import Framework, get_spec, model_names
 from edgeproof.train import load_checkpoint, predictor_for, train
 
 pytestmark = pytest.mark.stack

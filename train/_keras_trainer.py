@@ -53,7 +53,7 @@ class _EpochLog:
 
 def fit(spec: ModelSpec, model, data: TaskData, profile: Profile, epochs: int, strategy) -> list[dict]:
     """Train in place; returns per-epoch metrics."""
-    tf, keras = import_tensorflow(), import_tf_keras()
+    keras = import_tf_keras()
     if spec.task is Task.GENERATION:
         return _fit_gan(model, data, profile, epochs, strategy)
     history: list[dict] = []

@@ -152,7 +152,7 @@ def fit(spec: ModelSpec, model, data: TaskData, profile: Profile, epochs: int, d
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            total, count = total + float(loss) * len(y), count + len(y)
+            total, count = total + float(loss.detach()) * len(y), count + len(y)
         row = {"epoch": epoch + 1, "loss": _mean_over_ranks(total / count, dist_info)}
         if dist_info.main:
             model.eval()
@@ -203,7 +203,7 @@ def _fit_gan(models, data: TaskData, profile: Profile, epochs: int, dist_info: D
             g_opt.zero_grad(set_to_none=True)
             g_loss.backward()
             g_opt.step()
-            d_sum, g_sum = d_sum + float(d_loss), g_sum + float(g_loss)
+            d_sum, g_sum = d_sum + float(d_loss.detach()), g_sum + float(g_loss.detach())
         row = {"epoch": epoch + 1, "d_loss": _mean_over_ranks(d_sum / len(batches), dist_info),
                "g_loss": _mean_over_ranks(g_sum / len(batches), dist_info)}
         history.append(row)
