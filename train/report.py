@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from edgeproof._registry import get_spec
+
 
 def collect(artifacts: Path | str) -> list[dict]:
     rows = []
@@ -29,7 +31,10 @@ def markdown(rows: list[dict]) -> str:
             detail += f" (w {ev['weight']:.3f} vs {ev['lstsq_weight']:.3f}, b {ev['bias']:.3f} vs {ev['lstsq_bias']:.3f})"
         if r["model"] == "mnist_gan":
             detail += f" ({len(ev['classes_present'])}/10 digits)"
-        command = f"`edgeproof train --model {r['model']} --framework {r['framework']} --profile {r['profile']}`"
+        command = f"edgeproof train --model {r['model']} --framework {r['framework']} --profile {r['profile']}"
+        if r["epochs"] != get_spec(r["model"]).profile(r["profile"]).epochs:  # run before the profile changed
+            command += f" --epochs {r['epochs']}"
+        command = f"`{command}`"
         lines.append(f"| {r['model']} | {r['framework']} | {r['profile']} | {r['epochs']} | {detail} | {r['quality_bar']} | "
                      f"{'yes' if r['quality_bar_met'] else '**no**'} | {r['trainable_params']:,} | "
                      f"{r['wall_time_s']:.0f} | {command} |")
