@@ -48,6 +48,21 @@ def build_torch(vocab_size=VOCAB, embed_dim=128, lstm_units=128, max_len=MAX_LEN
             self.lstm.register_buffer("bias_hh_l0", torch.zeros_like(b_hh.data))
             self.lstm._init_flat_weights()
             self.head = nn.Linear(lstm_units, 1)
+            self._init_like_keras()
+
+        @torch.no_grad()
+        def _init_like_keras(self):
+            """Keras' initializers, so both frameworks start from the same distributions: embedding
+            U(-0.05, 0.05), input kernel Glorot-uniform, recurrent kernel orthogonal, zero bias with
+            the forget gate's at 1 (unit_forget_bias), Glorot-uniform dense layer."""
+            nn.init.uniform_(self.embedding.weight, -0.05, 0.05)
+            nn.init.xavier_uniform_(self.lstm.weight_ih_l0)
+            for gate in self.lstm.weight_hh_l0.chunk(4, dim=0):
+                nn.init.orthogonal_(gate)
+            self.lstm.bias_ih_l0.zero_()
+            self.lstm.bias_ih_l0[lstm_units:2 * lstm_units] = 1.0
+            nn.init.xavier_uniform_(self.head.weight)
+            self.head.bias.zero_()
 
         def logits(self, tokens):
             _, (h, _) = self.lstm(self.embedding(tokens.long()))
