@@ -28,7 +28,7 @@ def offline():
 @pytest.fixture(scope="module")
 def imdb():
     if D.find_file("imdb", "imdb.npz") is None or D.find_file("imdb", D.IMDB_RAW_FILE) is None:
-        pytest.skip(f"the shared IMDb files are not beside the checkout; searched {D.data_dirs()}")
+        pytest.fail(f"the shared IMDb files are not beside the checkout; searched {D.data_dirs()}")
     return D.load_imdb(num_words=10000, maxlen=200, shuffle=False, allow_download=False)
 
 
@@ -46,7 +46,7 @@ def imdb_tok(imdb) -> ImdbTokenizer:
 @pytest.fixture(scope="module")
 def multi30k():
     if D.find_file("multi30k", "train.en.gz") is None:
-        pytest.skip(f"the shared Multi30k files are not beside the checkout; searched {D.data_dirs()}")
+        pytest.fail(f"the shared Multi30k files are not beside the checkout; searched {D.data_dirs()}")
     return D.load_multi30k(allow_download=False)
 
 
