@@ -203,7 +203,7 @@ SPEC = register(ModelSpec(
     profiles={
         "fast": Profile(epochs=2, batch_size=64, train_samples=3000, test_samples=100, learning_rate=1e-3),
         "default": Profile(epochs=2, batch_size=64, train_samples=12000, test_samples=500, learning_rate=1e-3),
-        "full": Profile(epochs=5, batch_size=64, learning_rate=7e-4),
+        "full": Profile(epochs=3, batch_size=64, learning_rate=1e-3),
     },
     budgets={
         **DEFAULT_BUDGETS,
