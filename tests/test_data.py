@@ -103,8 +103,9 @@ def test_data_dirs_order_and_dedup(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     dirs = D.data_dirs(tmp_path / "explicit")
     assert dirs[:3] == [tmp_path / "explicit", tmp_path / "env", tmp_path / "data"]
-    assert Path(edgeproof.__file__).resolve().parents[1].parent / "shared" / "datasets" in dirs
-    assert tmp_path.parent / "shared" / "datasets" in dirs
+    # compared resolved: shared/ beside a checkout may be a symlink
+    assert (Path(edgeproof.__file__).resolve().parents[1].parent / "shared" / "datasets").resolve() in dirs
+    assert (tmp_path.parent / "shared" / "datasets").resolve() in dirs
     assert dirs[-1] == D.cache_dir().resolve()
     assert len(dirs) == len(set(dirs))
     assert D.data_dirs(tmp_path / "env")[:2] == [tmp_path / "env", tmp_path / "data"]  # deduplicated
