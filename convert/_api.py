@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from edgeproof._atomic import replacing_dir, write_bytes_atomic
-from edgeproof._quant import QuantConfig, QuantMode, Target, TARGET_MODES
+from edgeproof._quant import QuantConfig, QuantMode, Target, TARGET_MODES, all_configs
 from edgeproof._spec import Framework, Layout, ModelSpec
 
 from ._artifact import ArtifactRecord, TensorInfo
@@ -200,9 +200,9 @@ _TF_DTYPES = {"DT_FLOAT": "float32", "DT_INT32": "int32", "DT_INT64": "int64", "
 def _tfjs_tensors(signature: dict, spec_tensors) -> list[TensorInfo]:
     """A TF.js graph model's signature tensors as they really are (names, shapes, dtypes)."""
     infos = []
+    by_name = {s.name: s for s in spec_tensors}
     for i, (key, t) in enumerate(sorted(signature.items(), key=lambda kv: kv[0])):
         shape = [int(d.get("size", -1)) for d in t.get("tensorShape", {}).get("dim", [])]
-        by_name = {s.name: s for s in spec_tensors}
         ref = by_name.get(key.split(":")[0], spec_tensors[min(i, len(spec_tensors) - 1)])
         infos.append(TensorInfo(key, shape, _TF_DTYPES.get(t.get("dtype"), t.get("dtype", "?")),
                                 _layout_of(ref, shape)))
@@ -225,13 +225,9 @@ def _write_records(root: Path, records: list[ArtifactRecord]) -> None:
         existing = {(r["target"], r["mode"]): r for r in json.loads(path.read_text())["artifacts"]}
     for r in records:
         existing[(r.target, r.mode)] = r.to_dict()
-    order = [(c.target.value, c.mode.value) for c in requested_configs_all()]
+    order = [(c.target.value, c.mode.value) for c in all_configs()]
     rows = [existing[k] for k in order if k in existing]
     write_bytes_atomic(path, json.dumps({"artifacts": rows}, indent=2).encode())
-
-
-def requested_configs_all() -> list[QuantConfig]:
-    return [QuantConfig(t, m) for t, modes in TARGET_MODES.items() for m in modes]
 
 
 def load_records(root: Path) -> list[ArtifactRecord]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from edgeproof._atomic import replacing_dir
 from edgeproof._registry import get_spec
-from edgeproof._spec import Framework, ModelSpec
+from edgeproof._spec import Framework, ModelSpec, Task
 from edgeproof.errors import EdgeproofError
 
 FORMAT_VERSION = 1
@@ -33,7 +33,7 @@ class Checkpoint:
 
 
 def _weight_files(spec: ModelSpec, framework: Framework) -> list[str]:
-    names = ["generator", "discriminator"] if spec.builders and spec.task.value == "generation" else ["model"]
+    names = ["generator", "discriminator"] if spec.task is Task.GENERATION else ["model"]
     ext = ".weights.h5" if framework is Framework.KERAS else ".pt"
     return [n + ext for n in names]
 
