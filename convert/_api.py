@@ -87,6 +87,29 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[:500]}" if text else type(err).__name__
 
 
+def _export_source(spec, framework, backend, checkpoint, root, saved_model, say, **batch):
+    """The checkpoint as a SavedModel; returns (route prefix, notes). `batch` may hold batch_size=None."""
+    suffix = " (dynamic batch)" if batch else ""
+    if framework is Framework.KERAS:
+        from ._saved_model import export_keras_saved_model
+
+        say(f"[{spec.name}/{framework.value}] exporting the SavedModel{suffix}", flush=True)
+        with replacing_dir(saved_model) as tmp:
+            export_keras_saved_model(spec, checkpoint.model, tmp, **batch)
+        return ["keras", "saved_model"], []
+    from ._onnx import export_onnx
+    from ._onnx_backends import onnx_to_saved_model
+
+    onnx_path = root / ("model.onnx" if not batch else "model_dynamic_batch.onnx")
+    say(f"[{spec.name}/{framework.value}] exporting ONNX{suffix} (dynamo) and checking it with onnxruntime", flush=True)
+    onnx_export = export_onnx(spec, checkpoint.model, onnx_path, spec.probe_inputs(), **batch)
+    notes = list(onnx_export.notes)
+    say(f"[{spec.name}/{framework.value}] ONNX -> TensorFlow with {backend.value}{suffix}", flush=True)
+    with replacing_dir(saved_model) as tmp:
+        notes += onnx_to_saved_model(onnx_path, tmp, backend).notes
+    return ["torch", f"onnx({onnx_export.exporter}, opset {onnx_export.opset})", backend.value], notes
+
+
 def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = ("tflite", "tfjs"),
             modes: Optional[Iterable[str]] = None, onnx_backend: OnnxBackend | str = OnnxBackend.ONNX2TF,
             artifacts: Path | str = "artifacts", representative_samples: int = 256, int8_io: bool = False,
@@ -108,27 +131,17 @@ def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = 
     say = print if progress else (lambda *a, **k: None)
 
     # 1. The source model as a TensorFlow SavedModel (and, for PyTorch, the ONNX file on the way).
-    route_prefix, notes = [], []
+    #    A spec with a static export batch (the LSTM, for TFLite's fused kernel) gets a second,
+    #    dynamic-batch SavedModel for TF.js, which would otherwise run one example per call.
     saved_model = root / "saved_model"
+    tfjs_saved_model = saved_model
+    dynamic_tfjs = spec.export_batch_size is not None and any(c.target is Target.TFJS for c in configs)
     t0 = time.perf_counter()
-    if framework is Framework.KERAS:
-        from ._saved_model import export_keras_saved_model
-
-        say(f"[{spec.name}/{framework.value}] exporting the SavedModel", flush=True)
-        with replacing_dir(saved_model) as tmp:
-            export_keras_saved_model(spec, checkpoint.model, tmp)
-        route_prefix = ["keras", "saved_model"]
-    else:
-        from ._onnx import export_onnx
-        from ._onnx_backends import onnx_to_saved_model
-
-        say(f"[{spec.name}/{framework.value}] exporting ONNX (dynamo) and checking it with onnxruntime", flush=True)
-        onnx_export = export_onnx(spec, checkpoint.model, root / "model.onnx", spec.probe_inputs())
-        notes += onnx_export.notes
-        say(f"[{spec.name}/{framework.value}] ONNX -> TensorFlow with {backend.value}", flush=True)
-        with replacing_dir(saved_model) as tmp:
-            notes += onnx_to_saved_model(root / "model.onnx", tmp, backend).notes
-        route_prefix = ["torch", f"onnx({onnx_export.exporter}, opset {onnx_export.opset})", backend.value]
+    route_prefix, notes = _export_source(spec, framework, backend, checkpoint, root, saved_model, say)
+    if dynamic_tfjs:
+        tfjs_saved_model = root / "saved_model_dynamic_batch"
+        _, more = _export_source(spec, framework, backend, checkpoint, root, tfjs_saved_model, say, batch_size=None)
+        notes += more + [f"TF.js artifacts come from a dynamic-batch export; TFLite keeps batch {spec.export_batch_size}"]
     source_seconds = time.perf_counter() - t0
 
     calibration = None
@@ -145,7 +158,14 @@ def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = 
                 c.representative_samples, c.int8_io) for c in configs]
     say(f"[{spec.name}/{framework.value}] converting {', '.join(c.key for c in configs)}", flush=True)
     start = time.perf_counter()
-    errors = run_jobs(saved_model, jobs, calibration)
+    if tfjs_saved_model == saved_model:
+        errors = run_jobs(saved_model, jobs, calibration)
+    else:
+        tfjs_jobs = {id(j) for j, c in zip(jobs, configs) if c.target is Target.TFJS}
+        lite = [j for j in jobs if id(j) not in tfjs_jobs]
+        first = run_jobs(saved_model, lite, calibration) if lite else []
+        second = run_jobs(tfjs_saved_model, [j for j in jobs if id(j) in tfjs_jobs], calibration)
+        errors = [(second if id(j) in tfjs_jobs else first).pop(0) for j in jobs]
     per_job_seconds = (time.perf_counter() - start) / len(jobs)
 
     # 3. Record every cell; one that could not be converted carries the converter's reason.

@@ -28,7 +28,12 @@ def _deployed_module(model):
     return model[0] if isinstance(model, tuple) else model
 
 
-def export_onnx(spec: ModelSpec, model, path: Path, probes: dict[str, np.ndarray], atol: float = 1e-4) -> OnnxExport:
+_SPEC = object()
+
+
+def export_onnx(spec: ModelSpec, model, path: Path, probes: dict[str, np.ndarray], atol: float = 1e-4,
+                batch_size=_SPEC) -> OnnxExport:
+    """`batch_size`: the spec's export batch by default; None for a dynamic batch."""
     import onnx
     import onnxruntime as ort
     import torch
@@ -38,7 +43,7 @@ def export_onnx(spec: ModelSpec, model, path: Path, probes: dict[str, np.ndarray
     net = _deployed_module(model).eval()
     torch_inputs = to_framework_layout(spec, probes)
     names = [t.name for t in spec.inputs]
-    static = spec.export_batch_size
+    static = spec.export_batch_size if batch_size is _SPEC else batch_size
     example = tuple(torch.from_numpy(np.ascontiguousarray(torch_inputs[n][:static or 2])) for n in names)
     batch = torch.export.Dim("batch", min=1, max=4096)
     dynamic = None if static else {n: {0: batch} for n in names}

@@ -8,10 +8,14 @@ from edgeproof._frameworks import import_tensorflow
 from edgeproof._spec import ModelSpec
 
 
-def export_keras_saved_model(spec: ModelSpec, model, directory: Path) -> Path:
+_SPEC = object()
+
+
+def export_keras_saved_model(spec: ModelSpec, model, directory: Path, batch_size=_SPEC) -> Path:
+    """`batch_size`: the spec's export batch by default; None for a dynamic batch."""
     tf = import_tensorflow()
     net = model[0] if isinstance(model, tuple) else model  # the GAN deploys its generator
-    batch = spec.export_batch_size
+    batch = spec.export_batch_size if batch_size is _SPEC else batch_size
     input_specs = {t.name: tf.TensorSpec((batch,) + tuple(t.shape[1:]), t.dtype, name=t.name) for t in spec.inputs}
     names = [t.name for t in spec.inputs]
     output_name = spec.outputs[0].name

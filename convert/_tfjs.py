@@ -6,6 +6,7 @@ on (the x86 default) grappler fuses primitive ops into oneDNN-only kernels such 
 with TF_ENABLE_ONEDNN_OPTS=0 (see _worker)."""
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,45 @@ def convert_in_process(saved_model: Path, out_dir: Path, mode: QuantMode) -> Non
     tfjs = import_tensorflowjs()
     tfjs.converters.convert_tf_saved_model(str(saved_model), str(out_dir), signature_def="serving_default",
                                            quantization_dtype_map=_DTYPE_MAP[mode])
+    unfuse_tensor_bias_matmuls(Path(out_dir) / "model.json")
     check_tfjs_model(out_dir)
+
+
+def unfuse_tensor_bias_matmuls(model_json: Path) -> list[str]:
+    """Split `_FusedMatMul` nodes whose "bias" is a computed tensor back into MatMul + AddV2.
+
+    The converter fuses any MatMul followed by an Add, e.g. an LSTM step's `x @ W + h @ U`, where the
+    addend is a [batch, units] tensor. TF.js' wasm backend only implements rank-1 (weight) biases and
+    fails with "_FusedMatMul only supports rank-1 bias"; cpu and webgl are unaffected. Fusions with a
+    1-D weight bias (Dense layers) are kept. Returns the names of the nodes split.
+    """
+    manifest = json.loads(model_json.read_text())
+    weight_ranks = {w["name"]: len(w["shape"]) for g in manifest["weightsManifest"] for w in g["weights"]}
+    graph = manifest["modelTopology"]
+    split = []
+    for nodes in [graph.get("node", [])] + [f.get("nodeDef", []) for f in graph.get("library", {}).get("function", [])]:
+        added = []
+        for node in nodes:
+            if node.get("op") != "_FusedMatMul" or len(node.get("input", [])) < 3:
+                continue
+            bias = node["input"][2]
+            fused = [base64.b64decode(s).decode() for s in node["attr"]["fused_ops"]["list"].get("s", [])]
+            if weight_ranks.get(bias.split(":")[0]) == 1 or fused != ["BiasAdd"]:
+                continue
+            attr = node["attr"]
+            matmul = {"name": f"{node['name']}/unfused_matmul", "op": "MatMul", "input": node["input"][:2],
+                      "attr": {k: attr[k] for k in ("transpose_a", "transpose_b", "T") if k in attr}}
+            if "device" in node:
+                matmul["device"] = node["device"]
+            node["op"] = "AddV2"
+            node["input"] = [matmul["name"], bias] + [i for i in node["input"][3:] if i.startswith("^")]
+            node["attr"] = {"T": attr["T"]} if "T" in attr else {}
+            added.append(matmul)
+            split.append(node["name"])
+        nodes.extend(added)
+    if split:
+        model_json.write_text(json.dumps(manifest))
+    return split
 
 
 def check_tfjs_model(out_dir: Path) -> dict[str, Any]:

@@ -112,3 +112,68 @@ def pipeline_convert(args: argparse.Namespace) -> dict:
     for line in missing:
         print(f"   {line}")
     return {"expected": expected, "produced": len(ok)}
+
+
+def _trained_and_converted(args: argparse.Namespace) -> list[tuple[str, Framework]]:
+    from edgeproof.train import model_dir
+
+    names = training_order(args.model)
+    frameworks = [Framework(f) for f in (args.framework or [f.value for f in Framework])]
+    return [(n, f) for n in names for f in frameworks
+            if (model_dir(args.artifacts, n, f) / "conversion.json").exists()]
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Verify every converted (model, framework) requested; write the report. Exit 1 if any artifact failed."""
+    from edgeproof.errors import EdgeproofError
+    from edgeproof.verify import Status, verify
+    from edgeproof.verify._report import write_report
+    from edgeproof.verify._plots import error_distribution, outputs_scatter
+
+    pairs = _trained_and_converted(args)
+    if not pairs:
+        raise EdgeproofError(f"nothing to verify under {args.artifacts}: run `edgeproof convert` first")
+    verdicts = []
+    for name, framework in pairs:
+        result = verify(name, framework, artifacts=args.artifacts, targets=_csv(getattr(args, "targets", None)),
+                        modes=_csv(getattr(args, "modes", None)), data_dir=getattr(args, "data_dir", None),
+                        tfjs_backend=getattr(args, "tfjs_backend", "wasm"))
+        verdicts += result.verdicts
+        if result.probe_outputs:
+            from edgeproof.train import model_dir
+
+            folder = model_dir(args.artifacts, name, framework) / "verification"
+            folder.mkdir(exist_ok=True)
+            title = f"{name} ({framework.value})"
+            outputs_scatter(title, result.probe_outputs, folder / "outputs.png")
+            error_distribution(title, result.probe_outputs, folder / "errors.png")
+    paths = write_report(args.artifacts)
+    counts = {s: sum(v.status is s for v in verdicts) for s in Status}
+    print(f"verification: {counts[Status.PASS]} pass, {counts[Status.FAIL]} fail, "
+          f"{counts[Status.UNSUPPORTED]} unsupported; report {paths['html']} and {paths['md']}")
+    for v in verdicts:
+        if v.status is not Status.PASS:
+            print(f"   {v.key}: {v.summary()}")
+    return 1 if counts[Status.FAIL] else 0
+
+
+def run_deploy(args: argparse.Namespace) -> int:
+    from edgeproof.verify._deploy import deploy
+
+    result = deploy(args.target, artifacts=args.artifacts, out=args.out, models=args.model,
+                    frameworks=args.framework, modes=_csv(getattr(args, "modes", None)),
+                    allow_failed=getattr(args, "allow_failed", None))
+    print(f"deploy --target {result.target.value}: {len(result.bundles)} bundles in {result.out}, "
+          f"{len(result.refused)} artifacts refused (reasons above and in {result.out / 'index.json'})")
+    return 0
+
+
+def pipeline_deploy(args: argparse.Namespace) -> None:
+    """The pipeline deploys every passing artifact to every target."""
+    from edgeproof.verify._deploy import DeployTarget, deploy
+
+    for target in DeployTarget:
+        result = deploy(target, artifacts=args.artifacts, models=args.model, frameworks=args.framework,
+                        progress=False)
+        print(f"deploy --target {target.value}: {len(result.bundles)} bundles in {result.out}; "
+              f"{len(result.refused)} refused (see {result.out / 'index.json'})", flush=True)

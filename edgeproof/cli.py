@@ -13,10 +13,6 @@ from .errors import EdgeproofError, StageNotBuiltError
 
 # Stage -> what is missing while it is not built (checked by tests: no fake output).
 _NOT_BUILT = {
-    "verify": "parity verification (issue: parity verification and the deploy gate)",
-    "deploy": "bundles and the deploy gate (issue: parity verification and the deploy gate)",
-    "run": "the bundle runtime (issue: edge runtime and device bundles)",
-    "bench": "benchmarks of bundles (issue: edge runtime and device bundles)",
     "serve": "the browser demo site (issue: static browser demo)",
 }
 PIPELINE_STAGES = ("train", "convert", "verify", "deploy")
@@ -55,11 +51,55 @@ def _pipeline_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from ._stages import run_verify
+
+    return run_verify(args)
+
+
+def _pipeline_verify(args: argparse.Namespace) -> int:
+    from ._stages import run_verify
+
+    run_verify(args)  # failures are verdicts: the deploy stage refuses those artifacts
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from ._stages import run_deploy
+
+    return run_deploy(args)
+
+
+def _pipeline_deploy(args: argparse.Namespace) -> int:
+    from ._stages import pipeline_deploy
+
+    pipeline_deploy(args)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edgeproof.runtime._commands import print_json, run_bundle
+
+    print_json(run_bundle(args.bundle, args.input, interpreter=args.interpreter, output=args.output,
+                          num_threads=args.threads))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from edgeproof.runtime._commands import bench_bundle, print_json
+
+    if args.runs < 2:
+        raise ValueError("--runs must be at least 2 (percentiles)")
+    print_json(bench_bundle(args.bundle, threads=args.threads, runs=args.runs, interpreter=args.interpreter))
+    return 0
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {stage: _not_built(stage) for stage in _NOT_BUILT}
-HANDLERS.update(train=_train, convert=_convert)
+HANDLERS.update(train=_train, convert=_convert, verify=_verify, deploy=_deploy, run=_run, bench=_bench)
 # In `pipeline`, a stage runs over every requested model and framework.
 PIPELINE_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    **HANDLERS, "train": _pipeline_train, "convert": _pipeline_convert}
+    **HANDLERS, "train": _pipeline_train, "convert": _pipeline_convert, "verify": _pipeline_verify,
+    "deploy": _pipeline_deploy}
 
 
 def _pipeline(args: argparse.Namespace) -> int:
@@ -139,13 +179,21 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run each artifact in its own runtime and compare it with the reference "
                                    "model on probe inputs and the test split; write parity.json and a report.")
     _add_model_args(p, multiple=True)
+    p.add_argument("--targets", metavar="LIST", help="comma-separated targets to verify (default: all)")
+    p.add_argument("--modes", metavar="LIST", help="comma-separated precisions to verify (default: all)")
+    p.add_argument("--tfjs-backend", choices=["wasm", "cpu"], default="wasm",
+                   help="TF.js backend under Node for the TF.js artifacts (default: %(default)s)")
+    p.add_argument("--data-dir", metavar="DIR", help="folder with local dataset copies (also EDGEPROOF_DATA_DIR)")
     _add_common(p)
 
     p = sub.add_parser("deploy", help="build device or web bundles from passing artifacts only",
                        description="Build bundles (model files + manifest.json) from artifacts whose verdict is pass.")
     p.add_argument("--target", required=True, choices=["web", "pi", "android"], help="where the bundles go")
     _add_model_args(p, multiple=True)
+    p.add_argument("--modes", metavar="LIST", help="comma-separated precisions to deploy (default: every passing one)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: artifacts/deploy/<target>)")
+    p.add_argument("--allow-failed", metavar="REASON",
+                   help="also ship artifacts that FAILED their budgets; the reason is written into their manifest")
     _add_common(p)
 
     p = sub.add_parser("pipeline", help="run every stage on a configuration: train, convert, verify, deploy",
@@ -161,12 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an image or .npy file, text for the text models, or a seed for the GAN")
     p.add_argument("--interpreter", choices=["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"],
                    default="auto", help="TFLite interpreter to use (default: the first one installed)")
+    p.add_argument("--output", metavar="PNG", help="GAN: where to write the grid of generated digits")
+    p.add_argument("--threads", type=int, metavar="N", help="interpreter threads (default: the interpreter's)")
 
     p = sub.add_parser("bench", help="measure a bundle's load time and latency percentiles",
                        description="Load time, first inference, p50/p90/p99 over repeated runs and peak RSS.")
     p.add_argument("bundle", metavar="BUNDLE", help="bundle folder (with manifest.json)")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="interpreter threads (default: %(default)s)")
     p.add_argument("--runs", type=int, default=200, metavar="N", help="timed runs after warm-up (default: %(default)s)")
+    p.add_argument("--interpreter", choices=["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"],
+                   default="auto", help="TFLite interpreter to use (default: the first one installed)")
 
     p = sub.add_parser("serve", help="serve the browser demo on 127.0.0.1",
                        description="Serve the static demo site built by `deploy --target web`.")
@@ -183,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StageNotBuiltError as err:
         print(str(err), file=sys.stderr)
         return 3
-    except EdgeproofError as err:
+    except (EdgeproofError, ValueError) as err:
         print(f"edgeproof {args.command}: error: {err}", file=sys.stderr)
         return 2
 

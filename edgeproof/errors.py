@@ -27,6 +27,10 @@ class DatasetNotFoundError(EdgeproofError, FileNotFoundError):
     """A dataset that is neither in the local data directories nor downloadable."""
 
 
+def _fmt(value) -> str:
+    return "not finite" if value is None or value != value else f"{value:.6g}"
+
+
 class ParityError(EdgeproofError):
     """An artifact whose outputs or task metric fall outside its parity budget."""
 
@@ -34,5 +38,17 @@ class ParityError(EdgeproofError):
         self.artifact, self.output, self.measure = artifact, output, measure
         self.measured, self.limit = measured, limit
         super().__init__(
-            f"{artifact}: output {output!r} fails {measure}: measured {measured:.6g}, budget {limit:.6g}"
+            f"{artifact}: output {output!r} fails {measure}: measured {_fmt(measured)}, budget {_fmt(limit)}"
         )
+
+
+class ArtifactRunError(EdgeproofError):
+    """An artifact that could not be loaded or run in its own runtime (corrupt file, bad signature...)."""
+
+    def __init__(self, artifact: str, reason: str):
+        self.artifact, self.reason = artifact, reason
+        super().__init__(f"{artifact}: could not run in its runtime: {reason}")
+
+
+class DeployRefusedError(EdgeproofError):
+    """deploy asked for an artifact that did not pass verification (or was never verified)."""

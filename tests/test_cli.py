@@ -75,6 +75,12 @@ def test_pipeline_runs_to_the_end_and_names_missing_stages(tmp_path):
     assert "conversion: 7 of 7 artifacts exist" in result.stdout
     summary = json.loads((tmp_path / "conversion_summary.json").read_text())
     assert summary["expected"] == summary["produced"] == 7
+    assert "verification: " in result.stdout and (tmp_path / "parity_report.html").exists()
+    verdicts = json.loads((tmp_path / "linreg" / "torch" / "parity.json").read_text())["artifacts"]
+    passing = {v["mode"] for v in verdicts if v["status"] == "pass" and v["target"] == "tfjs"}
+    web = json.loads((tmp_path / "deploy" / "web" / "index.json").read_text())
+    assert {b["mode"] for b in web["bundles"]} == passing and passing
+    assert (tmp_path / "deploy" / "pi" / "index.json").exists() and (tmp_path / "deploy" / "android" / "index.json").exists()
 
 
 @pytest.mark.stack

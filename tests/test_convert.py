@@ -16,12 +16,8 @@ FRAMEWORKS = [f.value for f in Framework]
 
 
 @pytest.fixture(scope="module")
-def converted(fast_trained):
-    artifacts, _ = fast_trained
-    records = {(name, framework): convert(name, framework, artifacts=artifacts, representative_samples=64,
-                                          progress=False)
-               for name in training_order() for framework in FRAMEWORKS}
-    return artifacts, records
+def converted(fast_converted):
+    return fast_converted
 
 
 def run_tflite(path, inputs: dict, layout_nchw: bool = False) -> np.ndarray:

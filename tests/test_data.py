@@ -13,7 +13,7 @@ import pytest
 import edgeproof
 from edgeproof.errors import DatasetNotFoundError
 from edgeproof.train import _data as D
-from edgeproof.train._tokenizers import pad_sequences_pre
+from edgeproof._tokenizers import pad_sequences_pre
 
 
 class _Offline:

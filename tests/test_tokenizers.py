@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edgeproof.train import _data as D
-from edgeproof.train._tokenizers import (ImdbTokenizer, WordTokenizer, pad_sequences_pre,
+from edgeproof._tokenizers import (ImdbTokenizer, WordTokenizer, pad_sequences_pre,
                                          tokenizer_from_dict)
 
 N_ROWS = 1000  # raw reviews checked per split against imdb.npz

@@ -28,7 +28,7 @@ import numpy as np
 import edgeproof
 from edgeproof.errors import DatasetNotFoundError, EdgeproofError
 
-from ._tokenizers import pad_sequences_pre
+from edgeproof._tokenizers import pad_sequences_pre
 
 __all__ = [
     "DATA_ENV", "DATASETS", "DatasetCorruptError", "DownloadError", "cache_dir", "data_dirs",

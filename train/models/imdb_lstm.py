@@ -5,7 +5,9 @@ fixed length 200, so the Keras and PyTorch graphs agree and export with static s
 import numpy as np
 
 from edgeproof._registry import register
-from edgeproof._spec import Distribution, Framework, Layout, Metric, ModelSpec, Profile, Task, TensorSpec
+from edgeproof._quant import QuantMode
+from edgeproof._spec import (DEFAULT_BUDGETS, Distribution, Framework, Layout, Metric, ModelSpec, ParityBudget, Profile,
+                             Task, TensorSpec)
 
 VOCAB, MAX_LEN, FIRST_WORD_ID = 10000, 200, 4  # Keras imdb ids: 0 pad, 1 start, 2 oov, 3 unused
 
@@ -76,7 +78,7 @@ def build_torch(vocab_size=VOCAB, embed_dim=128, lstm_units=128, max_len=MAX_LEN
 
 def prepare_data(raw, profile, seed):
     from edgeproof.train._taskdata import TaskData, subset
-    from edgeproof.train._tokenizers import ImdbTokenizer
+    from edgeproof._tokenizers import ImdbTokenizer
 
     x_train, y_train = subset({"tokens": raw["x_train"]}, raw["y_train"], profile.train_samples, seed)
     x_test, y_test = subset({"tokens": raw["x_test"]}, raw["y_test"], profile.test_samples, seed + 1)
@@ -97,9 +99,19 @@ SPEC = register(ModelSpec(
     metric=Metric("accuracy", higher_is_better=True, unit="percentage points"),
     quality_bar=">= 85 % test accuracy",
     profiles={
-        "fast": Profile(epochs=2, batch_size=64, train_samples=3000, test_samples=1000, learning_rate=3e-3),
-        "default": Profile(epochs=2, batch_size=64, train_samples=12000, test_samples=5000),
+        "fast": Profile(epochs=2, batch_size=64, train_samples=3000, test_samples=500, learning_rate=3e-3),
+        "default": Profile(epochs=2, batch_size=64, train_samples=12000, test_samples=2000),
         "full": Profile(epochs=3, batch_size=64),
+    },
+    budgets={
+        **DEFAULT_BUDGETS,
+        # TFLite's fused UNIDIRECTIONAL_SEQUENCE_LSTM kernel (the reference kernels too, no delegate)
+        # drifts from Keras over long sequences, while Keras matches a float64 numpy LSTM to 1.3e-6:
+        # measured max |diff| 2.5e-5 after 100 tokens, 8e-3 after 185, 3.2e-2 after 200 on the default
+        # checkpoint (`python -m edgeproof.verify.lstm_drift`). fp32/fp16 budgets cover that drift;
+        # the accuracy budget stays tight.
+        QuantMode.FP32: ParityBudget(max_abs_error=5e-2, min_cosine=0.999, max_metric_drop=0.5, min_top1_agreement=0.98),
+        QuantMode.FP16: ParityBudget(max_abs_error=5e-2, min_cosine=0.999, max_metric_drop=0.5, min_top1_agreement=0.98),
     },
     architecture={"vocab_size": VOCAB, "embed_dim": 128, "lstm_units": 128, "max_len": MAX_LEN},
     probe_fn=_probe,

@@ -1,0 +1,208 @@
+"""TF.js graph models run under Node (verify/_tfjs_runner.mjs) agree with TensorFlow: tiny models are
+built, converted with tensorflowjs and run on the cpu and wasm backends through TfjsNodeRunner."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeproof.verify._tfjs_node import TfjsNodeRunner, TfjsRuntimeError
+
+pytestmark = pytest.mark.stack
+
+BACKENDS = ["cpu", "wasm"]
+V, L, D, BOS, EOS = 13, 10, 8, 2, 3  # the tiny translator: vocabulary, length, width, special ids
+
+
+def _convert(tf, module, signature, tmp: Path, name: str) -> Path:
+    """SavedModel with `signature` as serving_default -> TF.js graph model; returns its model.json."""
+    from edgeproof._frameworks import import_tensorflowjs
+
+    saved = tmp / f"{name}_saved_model"
+    tf.saved_model.save(module, str(saved), signatures={"serving_default": signature})
+    out = tmp / f"{name}_tfjs"
+    import_tensorflowjs().converters.convert_tf_saved_model(str(saved), str(out), signature_def="serving_default")
+    return out / "model.json"
+
+
+def _dense(tf, keras, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """Dense + softmax on [N, 4] float32 -> probabilities [N, 3]."""
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax", bias_initializer="random_normal")])
+    serve = tf.function(lambda x: {"probs": model(x)}, input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+    x = np.random.default_rng(1).normal(size=(5, 4)).astype(np.float32)
+    return _convert(tf, model, serve, tmp, "dense"), x, model(x).numpy()
+
+
+def _greedy_whole_batch(predict, src: np.ndarray) -> np.ndarray:
+    """Greedy decoding without compaction: finished rows stay in the batch and get 0."""
+    tgt = np.zeros_like(src)
+    tgt[:, 0] = BOS
+    done = np.zeros(len(src), dtype=bool)
+    for t in range(src.shape[1] - 1):
+        nxt = predict({"source_ids": src, "target_ids": tgt})[:, t].argmax(-1)
+        tgt[:, t + 1] = np.where(done, 0, nxt)
+        done |= nxt == EOS
+        if done.all():
+            break
+    return tgt[:, 1:]
+
+
+def _translator(tf, keras, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """(source ids [N, L], target prefix [N, L]) -> logits [N, L, V]: source context plus a causal
+    convolution over the prefix, so the argmax depends on both. Rows stop at different steps."""
+    from edgeproof.train._evaluate import greedy_decode
+
+    src = keras.Input((L,), dtype="int32", name="source_ids")
+    tgt = keras.Input((L,), dtype="int32", name="target_ids")
+    ctx = keras.layers.Dense(D)(keras.layers.Flatten()(keras.layers.Embedding(V, D)(src)))
+    tok = keras.layers.Conv1D(D, 2, padding="causal")(keras.layers.Embedding(V, D)(tgt))
+    h = keras.layers.Activation("tanh")(keras.layers.Add()([keras.layers.RepeatVector(L)(ctx), tok]))
+    model = keras.Model([src, tgt], keras.layers.Dense(V)(h))
+    rng = np.random.default_rng(1)
+    for w in model.weights:
+        w.assign(rng.normal(size=w.shape).astype(np.float32))
+    bias = model.layers[-1].bias
+    bias.assign(bias.numpy() + 2.0 * np.eye(V, dtype=np.float32)[EOS])  # make EOS likely enough
+
+    spec = [tf.TensorSpec([None, L], tf.int32, name="source_ids"), tf.TensorSpec([None, L], tf.int32, name="target_ids")]
+
+    @tf.function(input_signature=spec)
+    def serve(source_ids, target_ids):
+        return {"logits": model([source_ids, target_ids])}
+
+    rows = np.random.default_rng(100)
+    source = np.zeros((40, L), np.int32)
+    for i in range(len(source)):
+        n = rows.integers(1, L + 1)
+        source[i, :n] = rows.integers(4, V, n)
+    predict = lambda d: model([d["source_ids"], d["target_ids"]]).numpy()  # noqa: E731
+    expected = greedy_decode(predict, source, BOS, EOS)
+    np.testing.assert_array_equal(expected, _greedy_whole_batch(predict, source))
+    return _convert(tf, model, serve, tmp, "translator"), source, expected
+
+
+def _while_loop(tf, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """A data-dependent tf.while_loop: TF.js refuses execute() and needs executeAsync()."""
+    def body(i, y):
+        return i + 1, y * 0.5 + 1.0
+
+    def double_n(x):
+        _, y = tf.while_loop(lambda i, y: i < tf.shape(x)[1], body, [tf.constant(0), x])
+        return {"y": y}
+
+    serve = tf.function(double_n, input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+    x = np.random.default_rng(2).normal(size=(2, 3)).astype(np.float32)
+    return _convert(tf, tf.Module(), serve, tmp, "loop"), x, serve(tf.constant(x))["y"].numpy()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, tuple[Path, np.ndarray, np.ndarray]]:
+    """name -> (model.json, input, TensorFlow's answer) for the three tiny models."""
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # keep grappler away from oneDNN-only fused ops
+    from edgeproof._frameworks import import_tensorflow, import_tf_keras
+
+    tf, keras = import_tensorflow(), import_tf_keras()
+    keras.utils.set_random_seed(0)
+    tmp = tmp_path_factory.mktemp("tfjs-node")
+    return {"dense": _dense(tf, keras, tmp), "translator": _translator(tf, keras, tmp), "loop": _while_loop(tf, tmp)}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def runner(request):
+    with TfjsNodeRunner(request.param) as r:
+        yield r
+
+
+def _names(info: dict, prefix: str) -> str:
+    (name,) = [m["name"] for m in info["inputs"] + info["outputs"] if m["name"].startswith(prefix)]
+    return name
+
+
+def test_dense_predict_matches_tensorflow(runner, models):
+    path, x, expected = models["dense"]
+    info = runner.load(path)
+    assert info["backend"] == runner.backend
+    assert [(m["shape"], m["dtype"]) for m in info["inputs"]] == [([-1, 4], "float32")]
+    (output,) = info["outputs"]
+    before = runner.memory()["num_tensors"]
+    got = runner.predict({info["inputs"][0]["name"]: x.astype(np.float64)})  # float64 goes as float32
+    assert list(got) == [output["name"]] and got[output["name"]].dtype == np.float32
+    np.testing.assert_allclose(got[output["name"]], expected, atol=1e-5)
+    assert runner.execution == "execute"
+    assert runner.memory()["num_tensors"] == before, "predict leaked tensors"
+
+
+def test_greedy_matches_python_greedy_decode(runner, models):
+    path, source, expected = models["translator"]
+    finished = (expected == EOS).any(axis=1)
+    stops = {int(np.argmax(row == EOS)) for row in expected[finished]}
+    assert len(stops) >= 3 and 0 < finished.sum() < len(expected), "the tiny translator no longer exercises compaction"
+    info = runner.load(path)
+    names = dict(source_name=_names(info, "source_ids"), target_name=_names(info, "target_ids"),
+                 output_name=info["outputs"][0]["name"], bos=BOS, eos=EOS)
+    before = runner.memory()["num_tensors"]
+    for batch_size in (16, 64):  # 16: three chunks, the last one partial
+        got = runner.greedy(source.astype(np.int64), batch_size=batch_size, **names)
+        assert got.dtype == np.int32 and got.shape == (len(source), L - 1)
+        np.testing.assert_array_equal(got, expected)
+    # every row ends: decoding stops early, before max_len
+    np.testing.assert_array_equal(runner.greedy(source[finished], **names), expected[finished])
+    assert runner.memory()["num_tensors"] == before, "greedy leaked tensors"
+
+
+def test_control_flow_model_uses_execute_async(runner, models):
+    path, x, expected = models["loop"]
+    info = runner.load(path)
+    name = info["inputs"][0]["name"]
+    for _ in range(2):  # the mode is picked once, then reused
+        (got,) = runner.predict({name: x}).values()
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+        assert runner.execution == "executeAsync"
+    timing = runner.time({name: x}, warmup=1, repeats=3)
+    assert len(timing["times_ms"]) == 3 and timing["median_ms"] > 0 and timing["first_ms"] > 0
+
+
+def test_bad_inputs_raise_and_runner_survives(runner, models):
+    path, x, expected = models["dense"]
+    info = runner.load(path)
+    name = info["inputs"][0]["name"]
+    with pytest.raises(TfjsRuntimeError, match=rf"unknown input.*wrong_name.*model inputs: {name}"):
+        runner.predict({"wrong_name": x})
+    with pytest.raises(TfjsRuntimeError, match=r"shape \[5,3\] does not match the model's \[-1,4\]"):
+        runner.predict({name: x[:, :3]})
+    with pytest.raises(TfjsRuntimeError, match="greedy: source_name"):
+        runner.greedy(np.zeros((1, 4), np.int32), source_name="nope", target_name=name, output_name="probs", bos=BOS, eos=EOS)
+    (got,) = runner.predict({name: x}).values()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_missing_or_corrupt_model_names_the_file(runner, models, tmp_path):
+    missing = tmp_path / "absent" / "model.json"
+    with pytest.raises(TfjsRuntimeError, match=rf"{missing}.*ENOENT"):
+        runner.load(missing)
+    corrupt = tmp_path / "model.json"
+    corrupt.write_text('{"format": "graph-model", "modelTop')
+    with pytest.raises(TfjsRuntimeError, match=rf"model.json {corrupt} is not valid JSON"):
+        runner.load(corrupt)
+    with pytest.raises(TfjsRuntimeError, match="no model loaded"):
+        runner.predict({"x": np.zeros((1, 4), np.float32)})
+    assert runner.load(models["dense"][0])["backend"] == runner.backend
+
+
+def test_dead_runner_reports_stderr(models):
+    runner = TfjsNodeRunner("cpu")
+    try:
+        runner.load(models["dense"][0])
+        runner._proc.kill()
+        runner._proc.wait()
+        with pytest.raises(TfjsRuntimeError, match=r"(?s)exited with code -9.*stderr tail:.*loaded"):
+            runner.predict({"x": np.zeros((1, 4), np.float32)})
+    finally:
+        runner.close()
+
+
+def test_missing_node_names_the_fix():
+    with pytest.raises(TfjsRuntimeError, match="scripts/setup.sh web"):
+        TfjsNodeRunner("cpu", node="no-such-node-binary")

@@ -1,0 +1,229 @@
+"""Parity verification: every fast artifact proven in its own runtime; broken artifacts are caught
+with the right typed error; budgets are enforced at their edges; the report covers every artifact."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from edgeproof import Framework, ParityBudget, ParityError, get_spec, model_names
+from edgeproof.train import model_dir
+from edgeproof.verify import Status, check_budget, load_verdicts, verify
+
+pytestmark = pytest.mark.stack
+FRAMEWORKS = [f.value for f in Framework]
+
+
+def copy_model(artifacts, tmp_path, name: str, framework: str):
+    """A private copy of one model's folder (plus mnist_cnn, the GAN's judge), safe to break."""
+    dest = tmp_path / "artifacts"
+    for model, fw in {(name, framework), ("mnist_cnn", "keras")}:
+        shutil.copytree(model_dir(artifacts, model, fw), model_dir(dest, model, fw), dirs_exist_ok=True)
+    return dest
+
+
+# -- budgets at their edges (pure) ---------------------------------------------------------------
+
+BUDGET = ParityBudget(max_abs_error=0.1, min_cosine=0.99, max_metric_drop=1.0, min_top1_agreement=0.95)
+
+
+def probe(max_abs=0.0, cosine=1.0, top1=1.0):
+    return {"max_abs_error": max_abs, "mean_abs_error": max_abs / 2, "cosine": cosine, "top1_agreement": top1}
+
+
+def test_values_exactly_at_the_limits_pass():
+    assert check_budget("a", "y", BUDGET, probe(0.1, 0.99), drop=1.0, test_agreement=0.95) == []
+
+
+@pytest.mark.parametrize("measure, kwargs", [
+    ("max_abs_error", dict(p=probe(max_abs=0.1 + 1e-9))),
+    ("cosine", dict(p=probe(cosine=0.99 - 1e-9))),
+    ("task metric drop", dict(drop=1.0 + 1e-9)),
+    ("top-1 agreement on the test split", dict(agree=0.95 - 1e-9)),
+    ("top-1 agreement on the probes", dict(p=probe(top1=0.9), agree=None)),
+    ("max_abs_error", dict(p=probe(max_abs=math.nan))),
+    ("cosine", dict(p=probe(cosine=math.nan))),
+    ("non-finite", dict(p={**probe(), "non_finite_fraction": 0.25})),
+])
+def test_just_past_a_limit_fails_with_a_typed_error(measure, kwargs):
+    errors = check_budget("m/keras/tflite/int8", "probabilities", BUDGET, kwargs.get("p", probe()),
+                          drop=kwargs.get("drop", 0.0), test_agreement=kwargs.get("agree", 1.0))
+    assert len(errors) == 1 and isinstance(errors[0], ParityError)
+    err = errors[0]
+    assert measure in err.measure
+    assert err.artifact == "m/keras/tflite/int8" and err.output == "probabilities"
+    assert "m/keras/tflite/int8" in str(err) and "budget" in str(err)
+
+
+# -- every reference artifact -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("name", model_names())
+def test_every_artifact_gets_a_verdict_with_its_numbers(fast_verified, name, framework):
+    artifacts, results = fast_verified
+    result = results[name, framework]
+    spec = get_spec(name)
+    reference, saved = load_verdicts(model_dir(artifacts, name, framework))
+    assert reference["model"] == name and reference["test_examples"] > 0
+    assert [v.to_dict() for v in saved] == [v.to_dict() for v in result.verdicts]
+    assert len(saved) == 7
+    for v in saved:
+        if v.status is Status.UNSUPPORTED:
+            assert v.reason
+            continue
+        assert v.reason is None, v.summary()  # every converted artifact ran in its runtime
+        assert v.runtime.startswith("ai_edge_litert" if v.target == "tflite" else "tfjs")
+        assert v.artifact_metric is not None and v.test_examples == reference["test_examples"]
+        assert (v.probe["max_abs_error"] >= 0 or v.probe.get("non_finite_fraction")) and v.latency_ms > 0
+        assert v.files and all(len(h) == 64 for h in v.files.values())
+        assert (v.status is Status.PASS) == (not v.failures)
+        assert v.budget == vars(spec.budget(v.mode))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("name", model_names())
+def test_float_artifacts_pass_in_both_runtimes(fast_verified, name, framework):
+    """fp32 (the conversion itself) and fp16 must pass their budgets in both runtimes. fp16 caught a
+    real bug: the translator's -1e9 attention mask became -inf in half precision (TF.js BLEU 0)."""
+    _, results = fast_verified
+    by_key = {f"{v.target}/{v.mode}": v for v in results[name, framework].verdicts}
+    for key in ("tflite/fp32", "tfjs/fp32", "tflite/fp16", "tfjs/fp16"):
+        assert by_key[key].status is Status.PASS, f"{key}: {by_key[key].summary()}"
+
+
+def test_the_report_lists_every_artifact(fast_verified):
+    from edgeproof.verify._report import write_report
+
+    artifacts, results = fast_verified
+    paths = write_report(artifacts)
+    text_md, text_html = paths["md"].read_text(), paths["html"].read_text()
+    assert "Legend" in text_md and "<h2>Legend</h2>" in text_html
+    from edgeproof.verify._report import HEADER
+
+    rows = [line for line in text_md.splitlines() if line.startswith("| ") and line.count(" | ") == len(HEADER) - 1
+            and (" | tflite " in line or " | tfjs " in line)]
+    assert len(rows) == 7 * len(results)
+    for (name, framework), result in results.items():
+        for v in result.verdicts:
+            assert f"<td>{v.target} {v.mode}</td>" in text_html
+            assert f"| {name} | {framework} | {v.target} {v.mode} |" in text_md
+    assert paths["png"].stat().st_size > 10_000
+    payload = json.loads(paths["json"].read_text())
+    assert sum(len(m["artifacts"]) for m in payload) == 7 * len(results)
+    assert "Keras vs PyTorch" in text_md
+
+
+# -- deliberately broken artifacts ------------------------------------------------------------------
+
+def _perturb_tflite_dense(tflite_path, keras_kernel: np.ndarray, rng) -> None:
+    """Add noise to one Dense kernel inside a .tflite, found by its exact bytes (TFLite stores [out, in])."""
+    content = bytearray(tflite_path.read_bytes())
+    needle = np.ascontiguousarray(keras_kernel.T.astype(np.float32)).tobytes()
+    at = content.find(needle)
+    assert at >= 0, "the Dense kernel's bytes were not found in the .tflite"
+    noisy = keras_kernel.T + rng.normal(0, 0.5, keras_kernel.T.shape).astype(np.float32)
+    content[at:at + len(needle)] = np.ascontiguousarray(noisy.astype(np.float32)).tobytes()
+    tflite_path.write_bytes(bytes(content))
+
+
+def test_weights_perturbed_after_conversion_are_caught(fast_verified, tmp_path):
+    from edgeproof.train import load_checkpoint
+
+    artifacts, _ = fast_verified
+    dest = copy_model(artifacts, tmp_path, "mnist_cnn", "keras")
+    root = model_dir(dest, "mnist_cnn", "keras")
+    dense = load_checkpoint(root / "checkpoint").model.layers[-1].get_weights()[0]
+    _perturb_tflite_dense(root / "tflite" / "fp32.tflite", dense, np.random.default_rng(0))
+    result = verify("mnist_cnn", "keras", artifacts=dest, targets=["tflite"], modes=["fp32"], progress=False)
+    (v,) = result.verdicts
+    assert v.status is Status.FAIL
+    with pytest.raises(ParityError) as info:
+        v.raise_for_status()
+    assert info.value.artifact == "mnist_cnn/keras/tflite/fp32" and info.value.output == "probabilities"
+    assert info.value.measured > info.value.limit
+    assert {f.measure for f in v.failures} >= {"max_abs_error on probes"}
+
+
+def test_perturbed_tfjs_weights_are_caught(fast_verified, tmp_path):
+    artifacts, _ = fast_verified
+    dest = copy_model(artifacts, tmp_path, "linreg", "torch")
+    folder = model_dir(dest, "linreg", "torch") / "tfjs" / "fp32"
+    (group,) = json.loads((folder / "model.json").read_text())["weightsManifest"]
+    (shard,) = group["paths"]
+    data = bytearray((folder / shard).read_bytes())
+    offset = 0
+    for w in group["weights"]:  # scale the float weights only (int32 shape constants live here too)
+        size = int(np.prod(w["shape"])) * 4
+        if w["dtype"] == "float32":
+            values = np.frombuffer(bytes(data[offset:offset + size]), np.float32) * 1.5
+            data[offset:offset + size] = values.astype(np.float32).tobytes()
+        offset += size
+    (folder / shard).write_bytes(bytes(data))
+    (v,) = verify("linreg", "torch", artifacts=dest, targets=["tfjs"], modes=["fp32"], progress=False).verdicts
+    assert v.status is Status.FAIL
+    assert "task metric drop on the test split" in {f.measure for f in v.failures}
+    assert isinstance(v.errors()[0], ParityError)
+
+
+def test_an_artifact_reading_images_in_the_wrong_layout_is_caught(fast_verified, tmp_path):
+    """The same trained CNN, exported with its input read transposed (H and W swapped): it runs, and
+    only the comparison with the reference shows that it is wrong."""
+    from edgeproof._frameworks import import_tf_keras
+    from edgeproof._quant import QuantConfig
+    from edgeproof.convert._saved_model import export_keras_saved_model
+    from edgeproof.convert._tflite import convert_saved_model
+    from edgeproof.train import load_checkpoint
+
+    keras = import_tf_keras()
+    artifacts, _ = fast_verified
+    dest = copy_model(artifacts, tmp_path, "mnist_cnn", "keras")
+    root = model_dir(dest, "mnist_cnn", "keras")
+    spec = get_spec("mnist_cnn")
+    net = load_checkpoint(root / "checkpoint").model
+    image = keras.Input((28, 28, 1), name="image")
+    wrong = keras.Model(image, net(keras.layers.Permute((2, 1, 3))(image)))
+    export_keras_saved_model(spec, wrong, tmp_path / "sm")
+    (root / "tflite" / "fp32.tflite").write_bytes(convert_saved_model(tmp_path / "sm", QuantConfig("tflite", "fp32")))
+    (v,) = verify("mnist_cnn", "keras", artifacts=dest, targets=["tflite"], modes=["fp32"], progress=False).verdicts
+    assert v.status is Status.FAIL
+    measures = {f.measure for f in v.failures}
+    assert "top-1 agreement on the test split (min)" in measures and "task metric drop on the test split" in measures
+
+
+def test_int8_calibrated_on_garbage_is_caught(fast_verified, tmp_path, monkeypatch):
+    from edgeproof.convert import _api, convert
+
+    artifacts, _ = fast_verified
+    dest = copy_model(artifacts, tmp_path, "mnist_cnn", "torch")
+    garbage = {"image": np.full((32, 28, 28, 1), 1e-3, np.float32)}  # ranges 1000x too small
+    monkeypatch.setattr(_api, "calibration_inputs", lambda *a, **k: garbage)
+    (record,) = convert("mnist_cnn", "torch", targets=["tflite"], modes=["int8"], artifacts=dest, progress=False)
+    assert record.status == "ok"
+    (v,) = verify("mnist_cnn", "torch", artifacts=dest, targets=["tflite"], modes=["int8"], progress=False).verdicts
+    assert v.status is Status.FAIL
+    assert "task metric drop on the test split" in {f.measure for f in v.failures}
+    drop = next(f for f in v.failures if f.measure == "task metric drop on the test split")
+    assert drop.measured > 10 * drop.limit
+
+
+def test_a_corrupt_artifact_is_a_failed_verdict_not_a_crash(fast_verified, tmp_path):
+    from edgeproof.errors import ArtifactRunError
+
+    artifacts, _ = fast_verified
+    dest = copy_model(artifacts, tmp_path, "linreg", "keras")
+    path = model_dir(dest, "linreg", "keras") / "tflite" / "fp16.tflite"
+    path.write_bytes(path.read_bytes()[:100])
+    (v,) = verify("linreg", "keras", artifacts=dest, targets=["tflite"], modes=["fp16"], progress=False).verdicts
+    assert v.status is Status.FAIL and "could not run" in v.reason
+    with pytest.raises(ArtifactRunError, match="linreg/keras/tflite/fp16"):
+        v.raise_for_status()
+
+
+def test_verify_without_conversion_says_what_to_run(tmp_path):
+    from edgeproof.verify import NotConvertedError
+
+    with pytest.raises(NotConvertedError, match="edgeproof convert --model linreg --framework torch"):
+        verify("linreg", "torch", artifacts=tmp_path, progress=False)

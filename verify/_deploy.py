@@ -1,0 +1,241 @@
+"""The deploy gate: bundles (model files + manifest.json) built from artifacts that passed verification.
+
+A bundle is everything a runtime or a browser needs to use a model with no other knowledge: the
+model file(s), the tensor signature (names, shapes, dtypes, layouts, int8 scale/zero-point), the
+preprocessing with its vocabularies and labels, the verdict, and a sha256 for every file.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from edgeproof._atomic import replacing_dir, write_bytes_atomic
+from edgeproof._quant import QuantMode, Target
+from edgeproof._registry import get_spec, training_order
+from edgeproof._spec import Framework, ModelSpec
+from edgeproof.errors import DeployRefusedError
+
+from ._api import artifact_files, load_verdicts, sha256_file
+from ._verdict import ArtifactVerdict, Status
+
+MANIFEST = "manifest.json"
+BUNDLE_FORMAT = "edgeproof-bundle"
+BUNDLE_FORMAT_VERSION = 1
+
+
+class DeployTarget(str, Enum):
+    WEB = "web"  # TF.js graph models for the browser demo
+    PI = "pi"  # .tflite for tflite-runtime / ai-edge-litert on a Raspberry Pi
+    ANDROID = "android"  # .tflite for the LiteRT Interpreter, builtin ops only
+
+    @property
+    def artifact_target(self) -> Target:
+        return Target.TFJS if self is DeployTarget.WEB else Target.TFLITE
+
+
+@dataclass
+class Refusal:
+    artifact: str
+    reason: str
+
+
+@dataclass
+class DeployResult:
+    target: DeployTarget
+    out: Path
+    bundles: list[Path] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+    package: Optional[Path] = None  # pi: the tarball; android: the README with Kotlin snippets
+
+
+def bundle_name(model: str, framework: str, mode: str) -> str:
+    return f"{model}-{framework}-{mode}"
+
+
+def _refusal(verdict: Optional[ArtifactVerdict], key: str, root: Path, target: DeployTarget) -> Optional[str]:
+    """Why an artifact may not ship (None: it may)."""
+    if verdict is None:
+        return "never verified: run `edgeproof verify` first"
+    if verdict.status is Status.UNSUPPORTED:
+        return f"unsupported: {verdict.reason}"
+    if verdict.status is Status.FAIL:
+        return verdict.summary()
+    current = artifact_files(root, verdict.path)
+    if current != verdict.files:
+        changed = sorted(set(current.items()) ^ set(verdict.files.items()))
+        return (f"changed since it was verified ({', '.join(sorted({p for p, _ in changed}))}): "
+                f"run `edgeproof verify` again")
+    return None
+
+
+def _android_refusal(record) -> Optional[str]:
+    ops = record.ops or {}
+    if ops and not ops.get("builtin_only", True):
+        return (f"needs non-builtin ops {', '.join(ops.get('non_builtin_ops', []))}: the LiteRT Interpreter on Android "
+                f"runs builtin ops only (Flex ops would need the select-TF-ops AAR, several MB); not deployed")
+    return None
+
+
+def _tensors(bindings) -> list[dict[str, Any]]:
+    return [{"name": b.canonical, "tensor": b.name, "shape": list(b.shape), "dtype": b.dtype, "layout": b.layout,
+             "canonical_layout": b.canonical_layout, "quantization": b.quantization} for b in bindings]
+
+
+def build_manifest(spec: ModelSpec, record, verdict: ArtifactVerdict, checkpoint_meta: dict, target: DeployTarget,
+                   files: dict[str, str], sizes: dict[str, int], model_file: str,
+                   override: Optional[str] = None, runtime: Optional[dict] = None) -> dict[str, Any]:
+    from edgeproof import __version__
+    from edgeproof.runtime._signature import bind
+
+    from ._runners import canonical
+
+    ins, outs = canonical(spec)
+    pre = checkpoint_meta.get("preprocessing", {})
+    return {
+        "format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION, "edgeproof_version": __version__,
+        "model": spec.name, "framework": record.framework, "task": spec.task.value, "description": spec.description,
+        "deploy_target": target.value, "artifact_target": record.target, "mode": record.mode, "route": record.route,
+        "model_file": model_file,
+        "inputs": _tensors(bind(ins, [vars(t) for t in record.inputs])),
+        "outputs": _tensors(bind(outs, [vars(t) for t in record.outputs])),
+        "layout_changes": record.layout_changes,
+        "preprocessing_file": "preprocessing.json",
+        "labels": pre.get("labels"),
+        "ops": record.ops,
+        "runtime_requirements": runtime,
+        "metric": {"name": verdict.metric, "reference": verdict.reference_metric, "artifact": verdict.artifact_metric,
+                   "drop": verdict.metric_drop, "test_examples": verdict.test_examples,
+                   "higher_is_better": spec.metric.higher_is_better},
+        "verdict": {"status": verdict.status.value, "summary": verdict.summary(), "runtime": verdict.runtime,
+                    "probe": verdict.probe, "test_agreement": verdict.test_agreement, "budget": verdict.budget,
+                    "failures": [vars(f) for f in verdict.failures], "latency_ms": verdict.latency_ms},
+        "override": None if override is None else {"reason": override, "verdict_overridden": verdict.summary()},
+        "training": {k: checkpoint_meta.get(k) for k in ("profile", "epochs", "seed")},
+        "files": {name: {"sha256": files[name], "bytes": sizes[name]} for name in sorted(files)},
+    }
+
+
+def _copy_artifact(root: Path, record, dest: Path) -> str:
+    """Copy the artifact's files into the bundle; return the model file's name there."""
+    src = root / record.path
+    if record.target == Target.TFLITE.value:
+        shutil.copyfile(src, dest / "model.tflite")
+        return "model.tflite"
+    for p in sorted(src.parent.iterdir()):
+        if p.is_file():
+            shutil.copyfile(p, dest / p.name)
+    return src.name
+
+
+def deploy(target: DeployTarget | str, *, artifacts: Path | str = "artifacts", out: Optional[Path | str] = None,
+           models: Optional[Iterable[str]] = None, frameworks: Optional[Iterable[str]] = None,
+           modes: Optional[Iterable[str]] = None, allow_failed: Optional[str] = None,
+           progress: bool = True) -> DeployResult:
+    """Build one bundle per passing artifact for `target` under `out` (default artifacts/deploy/<target>).
+
+    Artifacts that failed, were never verified or changed since are refused with their reason; when
+    the caller named exactly what to deploy and nothing passes, DeployRefusedError says why.
+    `allow_failed="reason"` ships failed (never unsupported) artifacts and writes the override into
+    their manifest.
+    """
+    from edgeproof.convert._api import load_records
+    from edgeproof.train import model_dir
+
+    target = DeployTarget(target)
+    if allow_failed is not None and not allow_failed.strip():
+        raise ValueError("--allow-failed needs a reason, which is written into the manifest")
+    say = print if progress else (lambda *a, **k: None)
+    out = Path(out) if out else Path(artifacts) / "deploy" / target.value
+    wanted_modes = None if modes is None else {QuantMode(m).value for m in modes}
+    fws = [Framework(f) for f in (frameworks or [f.value for f in Framework])]
+    result = DeployResult(target, out)
+    explicit = models is not None
+    for name in training_order(list(models) if models else None):
+        spec = get_spec(name)
+        for framework in fws:
+            root = model_dir(artifacts, name, framework)
+            records = {r.key: r for r in load_records(root) if r.target == target.artifact_target.value}
+            _, verdicts = load_verdicts(root)
+            by_key = {f"{v.target}/{v.mode}": v for v in verdicts}
+            for key, record in records.items():
+                if wanted_modes is not None and record.mode not in wanted_modes:
+                    continue
+                label = f"{name}/{framework.value}/{key}"
+                verdict = by_key.get(key)
+                reason = _refusal(verdict, label, root, target)
+                if reason is None and target is DeployTarget.ANDROID:
+                    reason = _android_refusal(record)
+                override = None
+                if reason is not None and allow_failed is not None and verdict is not None \
+                        and verdict.status is Status.FAIL and verdict.failures:  # budgets, not a broken file
+                    override = allow_failed
+                    stale = verdict.path and artifact_files(root, verdict.path) != verdict.files
+                    if stale:
+                        reason, override = "changed since it was verified: run `edgeproof verify` again", None
+                if reason is not None and override is None:
+                    result.refused.append(Refusal(label, reason))
+                    say(f"   refused {label}: {reason}", flush=True)
+                    old = out / bundle_name(name, framework.value, record.mode)
+                    if old.exists():  # a bundle from an earlier deploy must not outlive this verdict
+                        shutil.rmtree(old)
+                    continue
+                result.bundles.append(_write_bundle(spec, root, record, verdict, target, out, override))
+                say(f"   bundle {result.bundles[-1]}" + (f" (OVERRIDE: {override})" if override else ""), flush=True)
+    _write_index(out, result)
+    _write_device_files(out, result)
+    if explicit and not result.bundles:
+        raise DeployRefusedError("nothing to deploy: " + "; ".join(f"{r.artifact}: {r.reason}" for r in result.refused)
+                                 if result.refused else f"no {target.artifact_target.value} artifacts found under "
+                                 f"{artifacts} for the requested models: run `edgeproof convert` and `edgeproof verify`")
+    return result
+
+
+def _write_device_files(out: Path, result: DeployResult) -> None:
+    from ._device_packages import write_android_readme, write_pi_package
+
+    bundles = sorted(p.parent for p in out.glob(f"*/{MANIFEST}"))
+    if result.target is DeployTarget.PI and bundles:
+        result.package = write_pi_package(out, bundles)
+    elif result.target is DeployTarget.ANDROID and bundles:
+        result.package = write_android_readme(out, bundles)
+
+
+def _write_bundle(spec, root, record, verdict, target, out, override) -> Path:
+    import json as _json
+
+    from edgeproof.train._checkpoint import META
+
+    meta = _json.loads((root / "checkpoint" / META).read_text())
+    dest = out / bundle_name(spec.name, record.framework, record.mode)
+    with replacing_dir(dest) as tmp:
+        model_file = _copy_artifact(root, record, tmp)
+        (tmp / "preprocessing.json").write_text(_json.dumps(meta.get("preprocessing", {})))
+        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        sizes = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
+        runtime = None
+        if record.target == Target.TFLITE.value:
+            from ._device_packages import runtime_requirements
+
+            runtime = runtime_requirements(tmp / model_file)
+        manifest = build_manifest(spec, record, verdict, meta, target, files, sizes, model_file, override, runtime)
+        (tmp / MANIFEST).write_text(_json.dumps(manifest, indent=2))
+    return dest
+
+
+def _write_index(out: Path, result: DeployResult) -> None:
+    """index.json: every bundle in `out` (including earlier deploys of other models) and this run's refusals."""
+    out.mkdir(parents=True, exist_ok=True)
+    bundles = []
+    for manifest_path in sorted(out.glob(f"*/{MANIFEST}")):
+        m = json.loads(manifest_path.read_text())
+        bundles.append({"bundle": manifest_path.parent.name, "model": m["model"], "framework": m["framework"],
+                        "mode": m["mode"], "task": m["task"], "verdict": m["verdict"]["status"],
+                        "override": m["override"] is not None,
+                        "bytes": sum(f["bytes"] for f in m["files"].values())})
+    index = {"target": result.target.value, "bundles": bundles,
+             "refused": [{"artifact": r.artifact, "reason": r.reason} for r in result.refused]}
+    write_bytes_atomic(out / "index.json", json.dumps(index, indent=2).encode())

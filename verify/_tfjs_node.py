@@ -1,0 +1,193 @@
+"""Run TF.js graph models under Node from Python (stdlib + numpy only), for parity verification.
+
+`TfjsNodeRunner` drives one long-lived `node verify/_tfjs_runner.mjs` process over JSON lines:
+load a model.json from disk, predict, greedy-decode a translator, time inference. TF.js comes from
+web_demo/node_modules (`scripts/setup.sh web`); nothing touches the network.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO, Any, Optional
+
+import numpy as np
+
+from edgeproof.errors import EdgeproofError
+
+RUNNER = Path(__file__).with_name("_tfjs_runner.mjs")
+WEB_DEMO = Path(__file__).resolve().parents[1] / "web_demo"
+SETUP_HINT = "run `scripts/setup.sh web` to install TF.js into web_demo/node_modules"
+_WIRE = {"float32": np.dtype("<f4"), "int32": np.dtype("<i4"), "bool": np.dtype("u1")}
+_INT32 = np.iinfo(np.int32)
+
+
+class TfjsRuntimeError(EdgeproofError):
+    """TF.js under Node failed: the runner reported an error, died, or cannot start."""
+
+
+def encode_array(name: str, array: np.ndarray) -> dict[str, Any]:
+    """numpy -> wire tensor. TF.js has no 64-bit types: floats go as float32, integers as int32."""
+    a = np.asarray(array)
+    if a.dtype == np.bool_:
+        wire = "bool"
+    elif np.issubdtype(a.dtype, np.floating):
+        wire = "float32"
+    elif np.issubdtype(a.dtype, np.integer):
+        if a.size and (a.min() < _INT32.min or a.max() > _INT32.max):
+            raise TfjsRuntimeError(f"input {name!r}: {a.dtype} values outside the int32 range cannot go to TF.js")
+        wire = "int32"
+    else:
+        raise TfjsRuntimeError(f"input {name!r}: dtype {a.dtype} is not supported by TF.js (float, int or bool)")
+    data = np.ascontiguousarray(a, dtype=_WIRE[wire]).tobytes()
+    return {"dtype": wire, "shape": list(a.shape), "data": base64.b64encode(data).decode("ascii")}
+
+
+def decode_array(wire: dict[str, Any]) -> np.ndarray:
+    """Wire tensor -> numpy (float32, int32 or bool)."""
+    dtype = _WIRE.get(wire["dtype"])
+    if dtype is None:
+        raise TfjsRuntimeError(f"TF.js returned a tensor of unsupported dtype {wire['dtype']!r}")
+    a = np.frombuffer(base64.b64decode(wire["data"]), dtype=dtype).reshape(wire["shape"])
+    return a.astype(np.bool_ if wire["dtype"] == "bool" else wire["dtype"])  # a native, writable copy
+
+
+def _check_installed(node: str) -> str:
+    """The node executable's path; raise naming the fix if node or TF.js is missing."""
+    exe = shutil.which(node)
+    if exe is None:
+        raise TfjsRuntimeError(f"node executable {node!r} not found on PATH: install Node.js 20+, then {SETUP_HINT}")
+    if not (WEB_DEMO / "node_modules" / "@tensorflow" / "tfjs" / "package.json").is_file():
+        raise TfjsRuntimeError(f"TF.js is not installed in {WEB_DEMO / 'node_modules'}: {SETUP_HINT}")
+    return exe
+
+
+def _pump_lines(stream: IO[bytes], lines: "queue.Queue[Optional[bytes]]") -> None:
+    """Reader thread: stdout lines into a queue; None at EOF."""
+    for line in iter(stream.readline, b""):
+        lines.put(line)
+    lines.put(None)
+
+
+class TfjsNodeRunner:
+    """One Node process running TF.js graph models on the cpu or wasm backend.
+
+    `fallback` (e.g. "cpu") is used only if `backend` fails to initialise; load() then reports
+    the backend actually used and a `fallback_reason`. `timeout_s` bounds every request.
+    """
+
+    def __init__(self, backend: str = "wasm", node: str = "node", *,
+                 fallback: Optional[str] = None, timeout_s: float = 600.0):
+        self.backend, self.fallback, self.timeout_s = backend, fallback, timeout_s
+        exe = _check_installed(node)
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen([exe, str(RUNNER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=self._stderr)
+        self._lines: queue.Queue[Optional[bytes]] = queue.Queue()
+        self._reader = threading.Thread(target=_pump_lines, args=(self._proc.stdout, self._lines), daemon=True)
+        self._reader.start()
+        self._next_id = 0
+        self.last_greedy_ms: Optional[float] = None
+        self.execution: Optional[str] = None  # "execute" or "executeAsync", once a predict has run
+
+    def __enter__(self) -> "TfjsNodeRunner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stderr_tail(self, limit: int = 4000) -> str:
+        """The last `limit` characters the runner wrote to stderr."""
+        self._stderr.flush()
+        self._stderr.seek(0, 2)
+        size = self._stderr.tell()
+        self._stderr.seek(max(0, size - limit))
+        return self._stderr.read().decode("utf-8", "replace")
+
+    def _died(self, what: str) -> TfjsRuntimeError:
+        code = self._proc.poll()
+        state = f"exited with code {code}" if code is not None else "is still running"
+        return TfjsRuntimeError(f"TF.js runner {what} ({state}); stderr tail:\n{self.stderr_tail()}")
+
+    def _request(self, cmd: str, **fields: Any) -> dict[str, Any]:
+        """Send one request, wait for its response; raise TfjsRuntimeError on any failure."""
+        if self._proc.poll() is not None:
+            raise self._died(f"is not running, cannot {cmd}")
+        self._next_id += 1
+        line = json.dumps({"id": self._next_id, "cmd": cmd, **fields}) + "\n"
+        try:
+            self._proc.stdin.write(line.encode("utf-8"))
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            raise self._died(f"stopped reading requests ({e})") from None
+        try:
+            raw = self._lines.get(timeout=self.timeout_s)
+        except queue.Empty:
+            self._proc.kill()
+            self._proc.wait()
+            raise self._died(f"gave no answer to {cmd} within {self.timeout_s:g} s; killed it") from None
+        if raw is None:
+            self._lines.put(None)  # later requests see EOF too
+            raise self._died(f"died during {cmd}")
+        try:
+            reply = json.loads(raw)
+        except ValueError:
+            raise self._died(f"wrote a non-JSON line to stdout: {raw[:200]!r}") from None
+        if reply.get("id") != self._next_id:
+            raise TfjsRuntimeError(f"TF.js runner answered request {reply.get('id')} to request {self._next_id}")
+        if not reply.get("ok"):
+            raise TfjsRuntimeError(f"TF.js {cmd} failed: {reply.get('error')}")
+        return {k: v for k, v in reply.items() if k not in ("id", "ok")}
+
+    def load(self, model_json: Path) -> dict[str, Any]:
+        """Load a graph model.json (replacing any loaded model). Returns backend, load_ms, inputs, outputs."""
+        return self._request("load", model=str(Path(model_json).resolve()), backend=self.backend,
+                             fallback=self.fallback)
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """All model outputs, by output name, for inputs keyed by the model's input names."""
+        reply = self._request("predict", inputs={k: encode_array(k, v) for k, v in inputs.items()})
+        self.execution = reply.get("execution")
+        return {name: decode_array(t) for name, t in reply["outputs"].items()}
+
+    def greedy(self, source_ids: np.ndarray, *, source_name: str, target_name: str, output_name: str,
+               bos: int, eos: int, batch_size: int = 64) -> np.ndarray:
+        """Greedy translation in TF.js; same result as edgeproof.train._evaluate.greedy_decode."""
+        src = np.asarray(source_ids)
+        if src.ndim != 2 or not np.issubdtype(src.dtype, np.integer):
+            raise TfjsRuntimeError(f"greedy: source ids must be a 2-D integer array, got {src.dtype} {src.shape}")
+        reply = self._request("greedy", source=encode_array(source_name, src), source_name=source_name,
+                              target_name=target_name, output_name=output_name, bos=int(bos), eos=int(eos),
+                              batch_size=int(batch_size))
+        self.last_greedy_ms = float(reply["ms"])
+        return decode_array(reply["ids"])
+
+    def time(self, inputs: dict[str, np.ndarray], warmup: int = 3, repeats: int = 20) -> dict[str, Any]:
+        """first_ms, median_ms and times_ms of whole runs (until every output's data() resolved)."""
+        return self._request("time", inputs={k: encode_array(k, v) for k, v in inputs.items()},
+                             warmup=int(warmup), repeats=int(repeats))
+
+    def memory(self) -> dict[str, Any]:
+        """TF.js tf.memory(): num_tensors and num_bytes alive in the runner (for leak checks)."""
+        return self._request("memory")
+
+    def close(self) -> None:
+        """End the Node process (EOF on stdin), killing it if it does not exit within 10 s."""
+        try:
+            self._proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._reader.join(timeout=5)
+        if not self._reader.is_alive():
+            self._proc.stdout.close()
+        self._stderr.close()

@@ -1,0 +1,138 @@
+"""Verdicts: an artifact's measurements checked against its ParityBudget, failures as typed errors."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from edgeproof._spec import Metric, ParityBudget
+from edgeproof.errors import ParityError
+
+
+def _num(value: Optional[float]) -> str:
+    return "n/a (not finite)" if value is None or value != value else f"{value:.4g}"
+
+
+class Status(str, Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    UNSUPPORTED = "unsupported"
+
+
+def metric_drop(metric: Metric, reference: float, artifact: float) -> float:
+    """How much worse the artifact is, in the metric's unit (positive = worse)."""
+    return reference - artifact if metric.higher_is_better else artifact - reference
+
+
+def check_budget(artifact: str, output: str, budget: ParityBudget, probe: dict[str, Optional[float]],
+                 drop: Optional[float], test_agreement: Optional[float]) -> list[ParityError]:
+    """Every budget the measurements break, as ParityErrors (empty: within budget). Edges pass:
+    a value exactly at its limit is within budget."""
+    errors = []
+    if probe.get("non_finite_fraction"):
+        errors.append(ParityError(artifact, output, "non-finite (NaN/inf) outputs on probes, fraction",
+                                  probe["non_finite_fraction"], 0.0))
+        return errors
+    max_err = probe["max_abs_error"]
+    if not max_err <= budget.max_abs_error:  # NaN / inf fail too
+        errors.append(ParityError(artifact, output, "max_abs_error on probes", max_err, budget.max_abs_error))
+    cosine = probe["cosine"]
+    if not cosine >= budget.min_cosine:
+        errors.append(ParityError(artifact, output, "cosine on probes (min)", cosine, budget.min_cosine))
+    # Decisions are compared on the whole test split where they exist, else on the probes (translator).
+    where, agree = ("test split", test_agreement) if test_agreement is not None else ("probes", probe.get("top1_agreement"))
+    if budget.min_top1_agreement is not None and agree is not None and not agree >= budget.min_top1_agreement:
+        errors.append(ParityError(artifact, output, f"top-1 agreement on the {where} (min)", agree,
+                                  budget.min_top1_agreement))
+    if drop is not None and not drop <= budget.max_metric_drop:
+        errors.append(ParityError(artifact, output, "task metric drop on the test split", drop, budget.max_metric_drop))
+    return errors
+
+
+@dataclass
+class Failure:
+    output: str
+    measure: str
+    measured: float
+    limit: float
+
+    @classmethod
+    def of(cls, err: ParityError) -> "Failure":
+        return cls(err.output, err.measure, err.measured, err.limit)
+
+    def error(self, artifact: str) -> ParityError:
+        return ParityError(artifact, self.output, self.measure, self.measured, self.limit)
+
+
+@dataclass
+class ArtifactVerdict:
+    """One row of parity.json."""
+
+    model: str
+    framework: str
+    target: str
+    mode: str
+    route: str
+    status: Status
+    path: Optional[str] = None
+    size_bytes: Optional[int] = None
+    runtime: Optional[str] = None  # e.g. "ai_edge_litert", "tfjs-node wasm"
+    reason: Optional[str] = None  # unsupported: why
+    metric: Optional[str] = None
+    reference_metric: Optional[float] = None
+    artifact_metric: Optional[float] = None
+    metric_drop: Optional[float] = None
+    test_examples: Optional[int] = None
+    test_agreement: Optional[float] = None
+    probe: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    latency_ms: Optional[float] = None  # median of one batch-1 inference
+    verify_seconds: Optional[float] = None
+    files: dict[str, str] = field(default_factory=dict)  # path (relative to the model folder) -> sha256 verified
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}/{self.framework}/{self.target}/{self.mode}"
+
+    @property
+    def passed(self) -> bool:
+        return self.status is Status.PASS
+
+    def errors(self) -> list[ParityError]:
+        return [f.error(self.key) for f in self.failures]
+
+    def raise_for_status(self) -> None:
+        """Raise the first ParityError (all of them are in `.errors()`) unless the artifact passed."""
+        if self.status is Status.FAIL:
+            if not self.failures:
+                from edgeproof.errors import ArtifactRunError
+
+                raise ArtifactRunError(self.key, self.reason or "unknown error")
+            raise self.errors()[0]
+        if self.status is Status.UNSUPPORTED:
+            from edgeproof.errors import EdgeproofError
+
+            raise EdgeproofError(f"{self.key}: unsupported: {self.reason}")
+
+    def summary(self) -> str:
+        if self.status is Status.PASS:
+            return "pass"
+        if self.status is Status.UNSUPPORTED:
+            return f"unsupported: {self.reason}"
+        if not self.failures:
+            return f"fail: {self.reason}"
+        return "fail: " + "; ".join(f"{f.measure} {_num(f.measured)} (budget {_num(f.limit)})" for f in self.failures)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = self.status.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ArtifactVerdict":
+        d = dict(d)
+        d["status"] = Status(d["status"])
+        d["failures"] = [Failure(**f) for f in d.get("failures", [])]
+        return cls(**d)
