@@ -21,7 +21,6 @@ from .errors import (
     DatasetNotFoundError,
     EdgeproofError,
     ParityError,
-    StageNotBuiltError,
     UnknownModelError,
 )
 
@@ -30,6 +29,6 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_BUDGETS", "DatasetNotFoundError", "Distribution", "EdgeproofError", "Framework",
     "Layout", "Metric", "ModelSpec", "ParityBudget", "ParityError", "Profile", "QuantConfig",
-    "QuantMode", "StageNotBuiltError", "TARGET_MODES", "Target", "Task", "TensorSpec",
+    "QuantMode", "TARGET_MODES", "Target", "Task", "TensorSpec",
     "UnknownModelError", "all_configs", "all_specs", "get_spec", "model_names", "register", "training_order",
 ]

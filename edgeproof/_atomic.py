@@ -27,6 +27,7 @@ def replacing_dir(target: Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp makes 0700: a web server running as another user could not read a bundle
     try:
         yield tmp
         if target.exists():

@@ -9,20 +9,9 @@ from typing import Callable, Sequence
 from ._quant import QuantMode, Target
 from ._registry import model_names
 from ._spec import PROFILE_NAMES, Framework
-from .errors import EdgeproofError, StageNotBuiltError
+from .errors import EdgeproofError
 
-# Stage -> what is missing while it is not built (checked by tests: no fake output).
-_NOT_BUILT = {
-    "serve": "the browser demo site (issue: static browser demo)",
-}
 PIPELINE_STAGES = ("train", "convert", "verify", "deploy")
-
-
-def _not_built(stage: str) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        raise StageNotBuiltError(stage, _NOT_BUILT[stage])
-
-    return handler
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -94,8 +83,21 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {stage: _not_built(stage) for stage in _NOT_BUILT}
-HANDLERS.update(train=_train, convert=_convert, verify=_verify, deploy=_deploy, run=_run, bench=_bench)
+def _serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edgeproof.verify._site import serve
+
+    site = Path(args.site)
+    if not (site / "index.html").is_file():
+        raise EdgeproofError(f"{site} is not a demo site (no index.html): build it with `edgeproof deploy --target web`")
+    serve(site, args.port)
+    return 0
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "train": _train, "convert": _convert, "verify": _verify, "deploy": _deploy, "run": _run, "bench": _bench,
+    "serve": _serve}
 # In `pipeline`, a stage runs over every requested model and framework.
 PIPELINE_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     **HANDLERS, "train": _pipeline_train, "convert": _pipeline_convert, "verify": _pipeline_verify,
@@ -103,18 +105,16 @@ PIPELINE_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def _pipeline(args: argparse.Namespace) -> int:
-    """Run every stage that exists, in order, and say which ones do not exist yet."""
-    skipped: list[str] = []
+    """The main job: every stage in order, ending with the browser demo site."""
+    import time
+
+    start = time.perf_counter()
     for stage in PIPELINE_STAGES:
         print(f"== edgeproof pipeline: {stage} ==", flush=True)
-        try:
-            PIPELINE_HANDLERS[stage](args)
-        except StageNotBuiltError as err:
-            print(f"   skipped: {err.missing}", flush=True)
-            skipped.append(stage)
-    built = [s for s in PIPELINE_STAGES if s not in skipped]
-    print(f"pipeline finished: stages run: {', '.join(built) or 'none'}; "
-          f"not built yet: {', '.join(skipped) or 'none'}")
+        PIPELINE_HANDLERS[stage](args)
+    site = f"{args.artifacts}/deploy/web"
+    print(f"pipeline finished in {time.perf_counter() - start:.0f} s: stages run: {', '.join(PIPELINE_STAGES)}. "
+          f"Open the demo: edgeproof serve --site {site}", flush=True)
     return 0
 
 
@@ -232,9 +232,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = _pipeline if args.command == "pipeline" else HANDLERS[args.command]
     try:
         return handler(args)
-    except StageNotBuiltError as err:
-        print(str(err), file=sys.stderr)
-        return 3
     except (EdgeproofError, ValueError) as err:
         print(f"edgeproof {args.command}: error: {err}", file=sys.stderr)
         return 2

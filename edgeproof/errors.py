@@ -15,14 +15,6 @@ class UnknownModelError(EdgeproofError, KeyError):
         return f"unknown model {self.name!r}; known models: {', '.join(self.known)}"
 
 
-class StageNotBuiltError(EdgeproofError):
-    """A pipeline stage that does not exist yet. Says which stage is missing; produces nothing."""
-
-    def __init__(self, stage: str, missing: str):
-        self.stage, self.missing = stage, missing
-        super().__init__(f"edgeproof {stage}: not available yet: {missing}")
-
-
 class DatasetNotFoundError(EdgeproofError, FileNotFoundError):
     """A dataset that is neither in the local data directories nor downloadable."""
 

@@ -58,3 +58,44 @@ def browser_page() -> Iterator[tuple[object, list[str]]]:
             yield page, errors
         finally:
             browser.close()
+
+
+def draw_digit(page, canvas, image, threshold: int = 128) -> None:
+    """Draw a 28x28 uint8 digit (white on black) onto a canvas with real mouse strokes: one horizontal
+    stroke over each run of pixels >= `threshold` in each row, the canvas split into a 28x28 grid."""
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    sx, sy = box["width"] / 28, box["height"] / 28
+    for r in range(28):
+        bright = [int(v) >= threshold for v in image[r]]
+        c = 0
+        while c < 28:
+            if not bright[c]:
+                c += 1
+                continue
+            start = c
+            while c < 28 and bright[c]:
+                c += 1
+            y = box["y"] + (r + 0.5) * sy
+            page.mouse.move(box["x"] + (start + 0.5) * sx, y)
+            page.mouse.down()
+            page.mouse.move(box["x"] + (c - 0.5) * sx, y, steps=max(1, c - 1 - start))
+            page.mouse.up()
+
+
+
+@contextlib.contextmanager
+def another_browser_page(page, *extra_args: str) -> Iterator[tuple[object, list[str]]]:
+    """A second Chromium, launched from the Playwright that drives `page` (Playwright's sync API cannot
+    be started twice in one thread), with extra flags, e.g. --disable-webgl to check a page's fallbacks."""
+    browser = page.context.browser.browser_type.launch(executable_path=chromium_path(), headless=True,
+                                                       args=CHROMIUM_ARGS + list(extra_args))
+    try:
+        other = browser.new_page()
+        errors: list[str] = []
+        other.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        other.on("pageerror", lambda e: errors.append(str(e)))
+        other.on("response", lambda r: errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+        yield other, errors
+    finally:
+        browser.close()

@@ -36,19 +36,10 @@ def test_top_level_help_lists_every_subcommand():
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("stage", sorted(cli._NOT_BUILT))
-def test_a_stage_not_built_yet_fails_with_one_line(stage, tmp_path):
-    args = {"train": ["--model", "linreg", "--framework", "keras"],
-            "convert": ["--model", "linreg", "--framework", "keras"],
-            "verify": [], "deploy": ["--target", "web"], "run": [str(tmp_path), "--input", "x"],
-            "bench": [str(tmp_path)], "serve": []}[stage]
-    result = edgeproof_cmd(stage, *args, "--help")  # sanity: parsable
-    assert result.returncode == 0
-    result = edgeproof_cmd(stage, *args)
-    assert result.returncode == 3
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"edgeproof {stage}: not available yet")
+def test_serve_without_a_site_says_how_to_build_one(tmp_path):
+    result = edgeproof_cmd("serve", "--site", str(tmp_path / "nothing"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert "edgeproof deploy --target web" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_unknown_model_is_an_error_listing_known_models(tmp_path):
@@ -61,15 +52,13 @@ def test_unknown_model_is_an_error_listing_known_models(tmp_path):
 
 
 @pytest.mark.stack
-def test_pipeline_runs_to_the_end_and_names_missing_stages(tmp_path):
+def test_pipeline_runs_every_stage_and_ends_with_the_demo_site(tmp_path):
     result = edgeproof_cmd("pipeline", "--profile", "fast", "--model", "linreg", "--framework", "torch",
                            "--artifacts", str(tmp_path), timeout=900)
     assert result.returncode == 0, result.stderr
     assert "pipeline finished" in result.stdout
     for stage in cli.PIPELINE_STAGES:
         assert f"== edgeproof pipeline: {stage} ==" in result.stdout
-        if stage in cli._NOT_BUILT:
-            assert stage in result.stdout.split("not built yet:")[-1]
     assert (tmp_path / "linreg" / "torch" / "checkpoint" / "checkpoint.json").exists()
     assert "| linreg | torch | fast | mse |" in (tmp_path / "training_summary.md").read_text()
     assert "conversion: 7 of 7 artifacts exist" in result.stdout
@@ -81,6 +70,8 @@ def test_pipeline_runs_to_the_end_and_names_missing_stages(tmp_path):
     web = json.loads((tmp_path / "deploy" / "web" / "index.json").read_text())
     assert {b["mode"] for b in web["bundles"]} == passing and passing
     assert (tmp_path / "deploy" / "pi" / "index.json").exists() and (tmp_path / "deploy" / "android" / "index.json").exists()
+    assert (tmp_path / "deploy" / "web" / "index.html").exists()
+    assert f"edgeproof serve --site {tmp_path}/deploy/web" in result.stdout
 
 
 @pytest.mark.stack

@@ -49,7 +49,7 @@ class DeployResult:
     out: Path
     bundles: list[Path] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
-    package: Optional[Path] = None  # pi: the tarball; android: the README with Kotlin snippets
+    package: Optional[Path] = None  # pi: the tarball; android: the README with Kotlin; web: the site
 
 
 def bundle_name(model: str, framework: str, mode: str) -> str:
@@ -202,6 +202,10 @@ def _write_device_files(out: Path, result: DeployResult) -> None:
         result.package = write_pi_package(out, bundles)
     elif result.target is DeployTarget.ANDROID and bundles:
         result.package = write_android_readme(out, bundles)
+    elif result.target is DeployTarget.WEB:
+        from ._site import build_site
+
+        result.package = build_site(out)  # the static demo: index.html, src/, vendor/ (TF.js from npm)
 
 
 def _write_bundle(spec, root, record, verdict, target, out, override) -> Path:
