@@ -15,6 +15,7 @@ def write_bytes_atomic(path: Path, content: bytes) -> None:
     try:
         with open(fd, "wb") as f:
             f.write(content)
+        Path(tmp).chmod(0o644)  # mkstemp makes 0600; reports and site files are read by others
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
