@@ -50,14 +50,19 @@ def browser_page() -> Iterator[tuple[object, list[str]]]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("response", lambda r: errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
-            yield page, errors
+            yield _page_with_errors(browser)
         finally:
             browser.close()
+
+
+def _page_with_errors(browser) -> tuple[object, list[str]]:
+    """A new page of `browser` and the list its console errors, page errors and HTTP >= 400 go into."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("response", lambda r: errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+    return page, errors
 
 
 def draw_digit(page, canvas, image, threshold: int = 128) -> None:
@@ -83,7 +88,6 @@ def draw_digit(page, canvas, image, threshold: int = 128) -> None:
             page.mouse.up()
 
 
-
 @contextlib.contextmanager
 def another_browser_page(page, *extra_args: str) -> Iterator[tuple[object, list[str]]]:
     """A second Chromium, launched from the Playwright that drives `page` (Playwright's sync API cannot
@@ -91,11 +95,6 @@ def another_browser_page(page, *extra_args: str) -> Iterator[tuple[object, list[
     browser = page.context.browser.browser_type.launch(executable_path=chromium_path(), headless=True,
                                                        args=CHROMIUM_ARGS + list(extra_args))
     try:
-        other = browser.new_page()
-        errors: list[str] = []
-        other.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        other.on("pageerror", lambda e: errors.append(str(e)))
-        other.on("response", lambda r: errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
-        yield other, errors
+        yield _page_with_errors(browser)
     finally:
         browser.close()

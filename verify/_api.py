@@ -16,6 +16,7 @@ from edgeproof._quant import QuantMode, Target, all_configs
 from edgeproof._registry import get_spec
 from edgeproof._spec import Framework, ModelSpec, Task
 from edgeproof.errors import EdgeproofError
+from edgeproof.runtime._manifest import sha256_of
 
 from ._measures import agreement, compare
 from ._verdict import ArtifactVerdict, Failure, Status, check_budget, metric_drop
@@ -49,21 +50,11 @@ class ModelVerification:
     probe_outputs: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
 
-def sha256_file(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def artifact_files(root: Path, rel: str) -> dict[str, str]:
     """Every file an artifact consists of (a .tflite, or a TF.js model.json and its shards) -> sha256."""
     path = Path(root) / rel
     paths = [path] if path.suffix == ".tflite" else sorted(p for p in path.parent.iterdir() if p.is_file())
-    return {str(p.relative_to(root)): sha256_file(p) for p in paths if p.exists()}
+    return {str(p.relative_to(root)): sha256_of(p) for p in paths if p.exists()}
 
 
 def _test_agreement(spec: ModelSpec, reference: np.ndarray, artifact: np.ndarray) -> Optional[float]:

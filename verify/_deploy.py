@@ -19,7 +19,9 @@ from edgeproof._registry import get_spec, training_order
 from edgeproof._spec import Framework, ModelSpec
 from edgeproof.errors import DeployRefusedError
 
-from ._api import artifact_files, load_verdicts, sha256_file
+from edgeproof.runtime._manifest import sha256_of
+
+from ._api import artifact_files, load_verdicts
 from ._verdict import ArtifactVerdict, Status
 
 MANIFEST = "manifest.json"
@@ -218,7 +220,7 @@ def _write_bundle(spec, root, record, verdict, target, out, override) -> Path:
     with replacing_dir(dest) as tmp:
         model_file = _copy_artifact(root, record, tmp)
         (tmp / "preprocessing.json").write_text(_json.dumps(meta.get("preprocessing", {})))
-        files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
+        files = {p.name: sha256_of(p) for p in sorted(tmp.iterdir())}
         sizes = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
         runtime = None
         if record.target == Target.TFLITE.value:

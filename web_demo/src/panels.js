@@ -101,9 +101,10 @@ export class DigitPanel extends Panel {
 
 // ---------------------------------------------------------------------------------------------
 
-export class SentimentPanel extends Panel {
-  constructor(root, index) {
-    super(root, 'imdb_lstm', index);
+/** A panel with a text box, example buttons, Ctrl+Enter, and per-bundle tokenizers. */
+class TextPanel extends Panel {
+  constructor(root, model, index) {
+    super(root, model, index);
     this.text = q(root, 'text');
     this.result = q(root, 'result');
     this.tokensBox = q(root, 'tokens');
@@ -113,6 +114,12 @@ export class SentimentPanel extends Panel {
     for (const b of root.querySelectorAll('[data-example]')) {
       b.addEventListener('click', () => { this.text.value = b.dataset.example; this.trigger(); });
     }
+  }
+}
+
+export class SentimentPanel extends TextPanel {
+  constructor(root, index) {
+    super(root, 'imdb_lstm', index);
   }
 
   async tokenizer(bundle) {
@@ -214,18 +221,9 @@ export class GanPanel extends Panel {
 
 // ---------------------------------------------------------------------------------------------
 
-export class TranslatorPanel extends Panel {
+export class TranslatorPanel extends TextPanel {
   constructor(root, index) {
     super(root, 'translator', index);
-    this.text = q(root, 'text');
-    this.result = q(root, 'result');
-    this.tokensBox = q(root, 'tokens');
-    this.tokenizers = new Map();
-    q(root, 'run').addEventListener('click', () => this.trigger());
-    submitOnCtrlEnter(this.text, () => this.trigger());
-    for (const b of root.querySelectorAll('[data-example]')) {
-      b.addEventListener('click', () => { this.text.value = b.dataset.example; this.trigger(); });
-    }
   }
 
   async tokenizer(bundle) {
