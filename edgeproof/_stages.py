@@ -177,3 +177,20 @@ def pipeline_deploy(args: argparse.Namespace) -> None:
                         progress=False)
         print(f"deploy --target {target.value}: {len(result.bundles)} bundles in {result.out}; "
               f"{len(result.refused)} refused (see {result.out / 'index.json'})", flush=True)
+
+
+PIPELINE_TIMING_JSON = "pipeline_timing.json"
+
+
+def write_pipeline_timing(artifacts: str, profile: str, stages: dict[str, float], total: float) -> Path:
+    """Wall time per pipeline stage, read by the README table and the benchmarks."""
+    import os
+    import platform
+
+    from ._atomic import write_bytes_atomic
+
+    payload = {"profile": profile, "stages": {k: round(v, 1) for k, v in stages.items()},
+               "total_seconds": round(total, 1), "cpu_count": os.cpu_count(), "machine": platform.machine()}
+    path = Path(artifacts) / PIPELINE_TIMING_JSON
+    write_bytes_atomic(path, (json.dumps(payload, indent=2) + "\n").encode())
+    return path

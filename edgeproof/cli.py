@@ -12,6 +12,7 @@ from ._spec import PROFILE_NAMES, Framework
 from .errors import EdgeproofError
 
 PIPELINE_STAGES = ("train", "convert", "verify", "deploy")
+BYOM_SOURCES = ("keras", "onnx", "torch")  # `convert` options that take a user's own model
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -28,6 +29,24 @@ def _pipeline_train(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    sources = [o for o in BYOM_SOURCES if getattr(args, o, None)]
+    if sources:  # bring your own model: --keras / --onnx / --torch
+        if len(sources) > 1:
+            raise ValueError(f"give one model: --{sources[0]} or --{sources[1]}, not both")
+        if args.model or args.framework:
+            raise ValueError(f"--model/--framework name a reference model; with --{sources[0]} use --name")
+        from edgeproof.convert._byom_cli import run_user_convert
+
+        return run_user_convert(args, sources[0])
+    if not args.model or not args.framework:
+        raise ValueError("convert needs --model NAME --framework keras|torch (a reference model), or your own model: "
+                         "--keras PATH, --onnx PATH or --torch module:factory, with --sample-data FILE.npz")
+    byom_only = [f"--{o.replace('_', '-')}" for o in ("weights", "sample_data", "metric", "input_shape", "layout", "name",
+                                                      "keras_custom") if getattr(args, o, None)]
+    if byom_only:
+        raise ValueError(f"{', '.join(byom_only)} go with --keras, --onnx or --torch (your own model)")
+    if args.onnx_backend in (None, "auto"):
+        args.onnx_backend = "onnx2tf"
     from ._stages import run_convert
 
     return run_convert(args)
@@ -108,17 +127,25 @@ def _pipeline(args: argparse.Namespace) -> int:
     """The main job: every stage in order, ending with the browser demo site."""
     import time
 
+    from ._stages import write_pipeline_timing
+
     start = time.perf_counter()
+    stages: dict[str, float] = {}
     for stage in PIPELINE_STAGES:
         print(f"== edgeproof pipeline: {stage} ==", flush=True)
+        stage_start = time.perf_counter()
         PIPELINE_HANDLERS[stage](args)
+        stages[stage] = time.perf_counter() - stage_start
+        print(f"== {stage} took {stages[stage]:.0f} s ==", flush=True)
+    total = time.perf_counter() - start
+    write_pipeline_timing(args.artifacts, args.profile, stages, total)
     site = f"{args.artifacts}/deploy/web"
-    print(f"pipeline finished in {time.perf_counter() - start:.0f} s: stages run: {', '.join(PIPELINE_STAGES)}. "
+    print(f"pipeline finished in {total:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in stages.items())}). "
           f"Open the demo: edgeproof serve --site {site}", flush=True)
     return 0
 
 
-def _add_model_args(p: argparse.ArgumentParser, multiple: bool = False) -> None:
+def _add_model_args(p: argparse.ArgumentParser, multiple: bool = False, required: bool = True) -> None:
     names = ", ".join(model_names())
     if multiple:
         p.add_argument("--model", action="append", metavar="NAME",
@@ -126,8 +153,8 @@ def _add_model_args(p: argparse.ArgumentParser, multiple: bool = False) -> None:
         p.add_argument("--framework", action="append", choices=[f.value for f in Framework],
                        help="source framework (repeatable; default: both)")
     else:
-        p.add_argument("--model", required=True, metavar="NAME", help=f"model name. Known: {names}")
-        p.add_argument("--framework", required=True, choices=[f.value for f in Framework],
+        p.add_argument("--model", required=required, metavar="NAME", help=f"model name. Known: {names}")
+        p.add_argument("--framework", required=required, choices=[f.value for f in Framework],
                        help="source framework of the model")
 
 
@@ -161,15 +188,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mixed-precision", action="store_true", help="train in mixed precision (GPU only)")
     _add_common(p)
 
-    p = sub.add_parser("convert", help="convert a trained checkpoint to TFLite and TF.js",
-                       description="Convert a checkpoint produced by `train` in every requested precision.")
-    _add_model_args(p)
+    p = sub.add_parser("convert", help="convert a trained checkpoint, or your own model, to TFLite and TF.js",
+                       description="Convert a checkpoint produced by `train` in every requested precision; or bring "
+                                   "your own Keras, ONNX or PyTorch model (--keras/--onnx/--torch with --sample-data): "
+                                   "it is converted, every artifact verified against it, and a report written.")
+    _add_model_args(p, required=False)
+    own = p.add_argument_group("your own model (instead of --model/--framework)")
+    own.add_argument("--keras", metavar="PATH", help="a Keras model: .keras, .h5 or a SavedModel folder")
+    own.add_argument("--onnx", metavar="PATH", help="an ONNX model (from torch.onnx, tf2onnx, optimum, skl2onnx...)")
+    own.add_argument("--torch", metavar="MODULE:FACTORY",
+                     help="a PyTorch factory, e.g. mypackage.models:build (called with no arguments)")
+    own.add_argument("--weights", metavar="PATH", help="--torch: a state dict (torch.save(model.state_dict(), PATH))")
+    own.add_argument("--sample-data", metavar="FILE.npz",
+                     help="inputs (one array per model input, named like it) for calibration, probes and evaluation; "
+                          "an array named 'labels' is optional")
+    own.add_argument("--metric", choices=["accuracy", "mse", "none"],
+                     help="how the first output is scored against the labels (default: from the labels; without "
+                          "labels: none, i.e. numeric parity only)")
+    own.add_argument("--input-shape", action="append", metavar="[NAME=]DIMS",
+                     help="override an input's shape, e.g. image=N,3,224,224 (N: the batch); repeatable")
+    own.add_argument("--layout", action="append", metavar="[NAME=]LAYOUT",
+                     help="the layout of 4-D inputs: NCHW (default for ONNX and PyTorch) or NHWC (default for Keras); "
+                          "NAME=LAYOUT for one input; repeatable")
+    own.add_argument("--name", metavar="NAME", help="the model's name (default: the file or factory name); output "
+                                                    "goes to ARTIFACTS/NAME/<keras|onnx|torch>/")
+    own.add_argument("--keras-custom", action="append", metavar="MODULE:CLASS",
+                     help="a custom Keras layer (or other object) the model needs to load; repeatable")
+    own.add_argument("--tfjs-backend", choices=["wasm", "cpu"], default="wasm",
+                     help="TF.js backend under Node for verifying the TF.js artifacts (default: %(default)s)")
     p.add_argument("--targets", default="tflite,tfjs", metavar="LIST",
                    help=f"comma-separated targets from {[t.value for t in Target]} (default: %(default)s)")
     p.add_argument("--modes", metavar="LIST",
                    help=f"comma-separated precisions from {[m.value for m in QuantMode]} (default: all the target takes)")
-    p.add_argument("--onnx-backend", choices=["onnx2tf", "onnx-tf"], default="onnx2tf",
-                   help="ONNX -> TensorFlow converter on the PyTorch route (default: %(default)s)")
+    p.add_argument("--onnx-backend", choices=["auto", "onnx2tf", "onnx-tf"], default=None,
+                   help="ONNX -> TensorFlow converter on the PyTorch/ONNX route (default: onnx2tf for reference models; "
+                        "auto for your own: onnx2tf, then onnx-tf if onnx2tf fails)")
     p.add_argument("--representative-samples", type=int, default=256, metavar="N",
                    help="int8 calibration samples drawn from the training split (default: %(default)s)")
     p.add_argument("--int8-io", action="store_true", help="full-int8 models take and return int8 tensors")

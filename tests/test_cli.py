@@ -72,6 +72,9 @@ def test_pipeline_runs_every_stage_and_ends_with_the_demo_site(tmp_path):
     assert (tmp_path / "deploy" / "pi" / "index.json").exists() and (tmp_path / "deploy" / "android" / "index.json").exists()
     assert (tmp_path / "deploy" / "web" / "index.html").exists()
     assert f"edgeproof serve --site {tmp_path}/deploy/web" in result.stdout
+    timing = json.loads((tmp_path / "pipeline_timing.json").read_text())
+    assert list(timing["stages"]) == list(cli.PIPELINE_STAGES) and timing["profile"] == "fast"
+    assert 0 < sum(timing["stages"].values()) <= timing["total_seconds"]
 
 
 @pytest.mark.stack

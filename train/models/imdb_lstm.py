@@ -100,7 +100,7 @@ SPEC = register(ModelSpec(
     quality_bar=">= 85 % test accuracy",
     profiles={
         "fast": Profile(epochs=2, batch_size=64, train_samples=3000, test_samples=500, learning_rate=3e-3),
-        "default": Profile(epochs=2, batch_size=64, train_samples=12000, test_samples=2000),
+        "default": Profile(epochs=2, batch_size=64, train_samples=12000, test_samples=1000),
         "full": Profile(epochs=3, batch_size=64),
     },
     budgets={
