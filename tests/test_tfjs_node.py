@@ -147,6 +147,17 @@ def test_greedy_matches_python_greedy_decode(runner, models):
         got = runner.greedy(source.astype(np.int64), batch_size=batch_size, **names)
         assert got.dtype == np.int32 and got.shape == (len(source), L - 1)
         np.testing.assert_array_equal(got, expected)
+    # long inputs go as several requests (each under the timeout), with the same result
+    requests = []
+    send = runner._request
+    runner._request = lambda cmd, **kw: (requests.append(cmd), send(cmd, **kw))[1]
+    try:
+        got = runner.greedy(source, batch_size=8, **names)
+    finally:
+        del runner._request
+    np.testing.assert_array_equal(got, expected)
+    chunk = 8 * runner.GREEDY_BATCHES_PER_REQUEST
+    assert requests.count("greedy") == -(-len(source) // chunk) > 1
     # every row ends: decoding stops early, before max_len
     np.testing.assert_array_equal(runner.greedy(source[finished], **names), expected[finished])
     assert runner.memory()["num_tensors"] == before, "greedy leaked tensors"

@@ -126,7 +126,8 @@ def verify(model: str, framework: Framework | str, *, artifacts: Path | str = "a
             start = time.perf_counter()
             verdict.files = artifact_files(root, record.path)
             try:
-                if record.target == Target.TFJS.value and tfjs_runner is None:
+                if record.target == Target.TFJS.value and (tfjs_runner is None or not tfjs_runner.alive):
+                    # a new runner after one was killed (a timed-out request), so one artifact's failure stays its own
                     from ._tfjs_node import TfjsNodeRunner
 
                     tfjs_runner = stack.enter_context(TfjsNodeRunner(backend=tfjs_backend))
