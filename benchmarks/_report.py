@@ -282,20 +282,19 @@ def _conversion(results: dict[str, Any]) -> list[str]:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results["artifacts_table"]:
         groups.setdefault((r["model"], r["framework"]), []).append(r)
+    keys = ["tflite/fp32", "tflite/fp16", "tflite/dynamic", "tflite/int8", "tfjs/fp32", "tfjs/fp16", "tfjs/uint8"]
     rows = []
     for (model, fw), rs in groups.items():
-        per = [r.get("convert_seconds") for r in rs if r.get("convert_seconds") is not None]
+        by_key = {r["key"]: r.get("convert_seconds") for r in rs}
         export = next((r.get("source_export_seconds") for r in rs if r.get("source_export_seconds") is not None), None)
-        mean = sum(per) / len(per) if per else None
-        total = (export or 0) + mean * len(rs) if mean is not None else None  # the batch ran every cell
-        rows.append((model, fw, rs[0].get("route", "-").rsplit(">", 1)[0], num(export), len(rs), len(per),
-                     num(mean), num(total)))
-    return lines + ["Per model, from `conversion.json`: `export` is the SavedModel (and ONNX) export that all of a "
-                    "model's artifacts share; the converter calls of one model run as one batch in a worker process "
-                    "and `conversion.json` records the batch time divided by its artifacts, so `per artifact` is that "
-                    "mean (the same for every artifact of the model); `total` = export + the batch.", ""] + \
-        table(["model", "framework", "route", "export (s)", "artifacts", "converted", "per artifact (s)", "total (s)"],
-              rows) + [""]
+        cells = [by_key.get(k) for k in keys]
+        total = (export or 0) + sum(c for c in cells if c is not None)
+        rows.append((model, fw, num(export), *[num(c) if c is not None else "-" for c in cells], num(total)))
+    return lines + ["Per artifact, from `conversion.json`: `export` is the SavedModel (and ONNX) export that all of a "
+                    "model's artifacts share; each artifact column is that converter call alone, timed in the worker "
+                    "process (`-`: not converted); `total` = export + the calls (the worker's start-up is extra, "
+                    "printed by `edgeproof convert`).", ""] + \
+        table(["model", "framework", "export (s)", *keys, "total (s)"], rows) + [""]
 
 
 def _problems(results: dict[str, Any]) -> list[str]:

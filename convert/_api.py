@@ -117,11 +117,6 @@ def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = 
     from edgeproof._registry import get_spec
     from edgeproof.train import load_checkpoint, model_dir
 
-    from ._ops import op_report
-    from ._tfjs import check_tfjs_model
-    from ._tflite import describe_tensors
-    from ._worker import Job, run_jobs
-
     spec = get_spec(model)
     framework = Framework(framework)
     backend = OnnxBackend(onnx_backend)
@@ -152,38 +147,71 @@ def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = 
 
             calibration = to_framework_layout(spec, calibration)
 
-    # 2. The converter calls, in a worker process (see _worker), into temporary paths.
+    # 2. The converter calls, in a worker process, and 3. one record per cell (see convert_cells).
+    def describe(target: Target, described) -> tuple[list[TensorInfo], list[TensorInfo], list[str]]:
+        if target is Target.TFLITE:
+            ins, outs = described
+            inputs, outputs = _tensor_infos(spec, ins, spec.inputs), _tensor_infos(spec, outs, spec.outputs)
+        else:
+            inputs = _tfjs_tensors(described["inputs"], spec.inputs)
+            outputs = _tfjs_tensors(described["outputs"], spec.outputs)
+        return inputs, outputs, _layout_changes(spec, framework, backend, inputs)
+
+    records = convert_cells(spec.name, framework.value, root, configs, saved_model, calibration, route_prefix, notes,
+                            source_seconds, describe, say, tfjs_saved_model=tfjs_saved_model)
+
+    _write_records(root, records)
+    say(conversion_table(records))
+    return records
+
+
+def convert_cells(model: str, framework: str, root: Path, configs: list[QuantConfig], saved_model: Path,
+                  calibration: Optional[dict], route_prefix: list[str], notes: list[str], source_seconds: float,
+                  describe, say, tfjs_saved_model: Optional[Path] = None) -> list[ArtifactRecord]:
+    """Steps 2 and 3 of a conversion, shared by the reference models and users' own models: the converter
+    calls in a worker process (see _worker), then one record per cell, written under `root` (ok, or
+    unsupported: the converter's reason). `describe(target, described)` turns what the artifact says
+    about its tensors (TFLite: (inputs, outputs) dicts; TF.js: its signature) into
+    (inputs, outputs, layout_changes)."""
+    from ._ops import op_report
+    from ._tfjs import check_tfjs_model
+    from ._tflite import describe_tensors
+    from ._worker import Job, run_jobs
+
+    tfjs_saved_model = saved_model if tfjs_saved_model is None else tfjs_saved_model
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
     jobs = [Job(c.target.value, c.mode.value, str(staging / f"{c.target.value}-{c.mode.value}"),
                 c.representative_samples, c.int8_io) for c in configs]
-    say(f"[{spec.name}/{framework.value}] converting {', '.join(c.key for c in configs)}", flush=True)
+    say(f"[{model}/{framework}] converting {', '.join(c.key for c in configs)}", flush=True)
     start = time.perf_counter()
     if tfjs_saved_model == saved_model:
-        errors = run_jobs(saved_model, jobs, calibration)
+        outcomes = run_jobs(saved_model, jobs, calibration)
     else:
         tfjs_jobs = {id(j) for j, c in zip(jobs, configs) if c.target is Target.TFJS}
         lite = [j for j in jobs if id(j) not in tfjs_jobs]
         first = run_jobs(saved_model, lite, calibration) if lite else []
         second = run_jobs(tfjs_saved_model, [j for j in jobs if id(j) in tfjs_jobs], calibration)
-        errors = [(second if id(j) in tfjs_jobs else first).pop(0) for j in jobs]
-    per_job_seconds = (time.perf_counter() - start) / len(jobs)
+        outcomes = [(second if id(j) in tfjs_jobs else first).pop(0) for j in jobs]
+    worker_seconds = time.perf_counter() - start  # includes the workers' start-up (TensorFlow import)
 
-    # 3. Record every cell; one that could not be converted carries the converter's reason.
     records = []
-    for config, job, error in zip(configs, jobs, errors):
+    cells_seconds = sum(o.seconds or 0.0 for o in outcomes)
+    say(f"   converter calls: {cells_seconds:.1f} s, worker start-up and TensorFlow import: "
+        f"{max(worker_seconds - cells_seconds, 0.0):.1f} s", flush=True)
+    for config, job, outcome in zip(configs, jobs, outcomes):
+        error = outcome.error
         rel = artifact_path(config.target, config.mode)
         route = ">".join(route_prefix + [config.target.value])
-        record = ArtifactRecord(spec.name, framework.value, config.target.value, config.mode.value, route,
+        record = ArtifactRecord(model, framework, config.target.value, config.mode.value, route,
                                 status="ok", path=rel, notes=list(notes),
-                                convert_seconds=round(per_job_seconds, 2), source_export_seconds=round(source_seconds, 2))
+                                convert_seconds=None if outcome.seconds is None else round(outcome.seconds, 2),
+                                source_export_seconds=round(source_seconds, 2))
         try:
             if error:
                 raise ConverterRefused(error)
             if config.target is Target.TFLITE:
                 content = Path(job.out).read_bytes()
-                ins, outs = describe_tensors(content)
-                record.inputs = _tensor_infos(spec, ins, spec.inputs)
-                record.outputs = _tensor_infos(spec, outs, spec.outputs)
+                record.inputs, record.outputs, record.layout_changes = describe(config.target, describe_tensors(content))
                 record.ops = op_report(content)
                 record.size_bytes = len(content)
                 write_bytes_atomic(root / rel, content)
@@ -193,13 +221,12 @@ def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = 
                 with replacing_dir(folder) as tmp:
                     shutil.copytree(job.out, tmp, dirs_exist_ok=True)
                 record.size_bytes = sum(p.stat().st_size for p in folder.iterdir())
-                record.inputs = _tfjs_tensors(signature["inputs"], spec.inputs)
-                record.outputs = _tfjs_tensors(signature["outputs"], spec.outputs)
-            record.layout_changes = _layout_changes(spec, framework, backend, record.inputs)
+                record.inputs, record.outputs, record.layout_changes = describe(config.target, signature)
             say(f"   {config.key}: ok ({record.size_bytes / 1024:.0f} KiB)", flush=True)
         except Exception as err:  # the converter's reason is the product here: report it, go on
             record.status, record.path, record.reason = "unsupported", None, _first_line(err)
             record.convert_seconds = None
+            record.layout_changes = []
             stale = root / rel if config.target is Target.TFLITE else (root / rel).parent
             if stale.is_dir():  # an artifact from an earlier run must not outlive this verdict
                 shutil.rmtree(stale)
@@ -208,9 +235,6 @@ def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = 
             say(f"   {config.key}: unsupported: {record.reason}", flush=True)
         records.append(record)
     shutil.rmtree(staging, ignore_errors=True)
-
-    _write_records(root, records)
-    say(conversion_table(records))
     return records
 
 

@@ -6,6 +6,7 @@ import shutil
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Any, Optional
 
 
 class OnnxBackend(str, Enum):
@@ -20,7 +21,10 @@ class TfExport:
     notes: list[str] = field(default_factory=list)
 
 
-def onnx_to_saved_model(onnx_path: Path, out_dir: Path, backend: OnnxBackend | str) -> TfExport:
+def onnx_to_saved_model(onnx_path: Path, out_dir: Path, backend: OnnxBackend | str,
+                        onnx2tf_options: Optional[dict[str, Any]] = None) -> TfExport:
+    """`onnx2tf_options`: extra keyword arguments for onnx2tf.convert (users' models: which inputs keep
+    their layout)."""
     backend = OnnxBackend(backend)
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -28,7 +32,8 @@ def onnx_to_saved_model(onnx_path: Path, out_dir: Path, backend: OnnxBackend | s
         import onnx2tf
 
         onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(out_dir), non_verbose=True,
-                        output_signaturedefs=True, copy_onnx_input_output_names_to_tflite=True)
+                        output_signaturedefs=True, copy_onnx_input_output_names_to_tflite=True,
+                        **(onnx2tf_options or {}))
         for extra in out_dir.glob("*.tflite"):  # we convert every precision ourselves, from the SavedModel
             extra.unlink()
         return TfExport(out_dir, backend)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -28,10 +29,19 @@ class Job:
     int8_io: bool = False
 
 
+@dataclass
+class JobOutcome:
+    """One job's result: `error` is None when it succeeded, else the reason; `seconds` is its own
+    wall time in the worker (None when the worker died on it)."""
+
+    error: Optional[str] = None
+    seconds: Optional[float] = None
+
+
 def run_jobs(saved_model: Path, jobs: list[Job], calibration: Optional[dict[str, np.ndarray]] = None,
-             timeout: int = 3600) -> list[Optional[str]]:
-    """Returns, per job, None when it succeeded or the reason it did not."""
-    results: list[Optional[str]] = [None] * len(jobs)
+             timeout: int = 3600) -> list[JobOutcome]:
+    """Run the jobs in a child process (restarted after a crash); one JobOutcome per job."""
+    results = [JobOutcome() for _ in jobs]
     pending = list(range(len(jobs)))
     with tempfile.TemporaryDirectory(prefix="edgeproof-convert-") as tmp:
         calib_path = None
@@ -50,18 +60,18 @@ def run_jobs(saved_model: Path, jobs: list[Job], calibration: Optional[dict[str,
             for line in proc.stdout.splitlines():
                 if line.startswith('{"job"'):
                     row = json.loads(line)
-                    done[row["job"]] = row["error"]
+                    done[row["job"]] = JobOutcome(row["error"], row.get("seconds"))
             for k, index in enumerate(pending):
                 if k in done:
                     results[index] = done[k]
             finished = [pending[k] for k in done]
             rest = [i for i in pending if i not in finished]
             if rest and proc.returncode != 0:  # the worker died on the first unfinished job
-                results[rest[0]] = _death_reason(proc)
+                results[rest[0]] = JobOutcome(_death_reason(proc))
                 rest = rest[1:]
             elif rest:
                 for i in rest:
-                    results[i] = "the converter process ended without reporting this job"
+                    results[i] = JobOutcome("the converter process ended without reporting this job")
                 rest = []
             pending = rest
     return results
@@ -101,12 +111,13 @@ def _main(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
     calibration = dict(np.load(spec["calibration"])) if spec["calibration"] else None
     for k, raw in enumerate(spec["jobs"]):
+        start = time.perf_counter()
         try:
             _run_one(Path(spec["saved_model"]), Job(**raw), calibration)
             error = None
         except Exception as err:  # reported to the parent, per job
             error = f"{type(err).__name__}: {' '.join(str(err).split())}"
-        print(json.dumps({"job": k, "error": error}), flush=True)
+        print(json.dumps({"job": k, "error": error, "seconds": round(time.perf_counter() - start, 3)}), flush=True)
     return 0
 
 

@@ -19,6 +19,7 @@ class Task(str, Enum):
     BINARY_CLASSIFICATION = "binary_classification"
     GENERATION = "generation"
     TRANSLATION = "translation"
+    CUSTOM = "custom"  # a user's own model (bring your own model): raw tensors in, raw tensors out
 
 
 class Framework(str, Enum):

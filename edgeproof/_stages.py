@@ -114,24 +114,29 @@ def pipeline_convert(args: argparse.Namespace) -> dict:
     return {"expected": expected, "produced": len(ok)}
 
 
-def _trained_and_converted(args: argparse.Namespace) -> list[tuple[str, Framework]]:
+def _trained_and_converted(args: argparse.Namespace, names: list[str] | None) -> list[tuple[str, Framework]]:
     from edgeproof.train import model_dir
 
-    names = training_order(args.model)
+    names = training_order(names)
     frameworks = [Framework(f) for f in (args.framework or [f.value for f in Framework])]
     return [(n, f) for n in names for f in frameworks
             if (model_dir(args.artifacts, n, f) / "conversion.json").exists()]
 
 
-def run_verify(args: argparse.Namespace) -> int:
-    """Verify every converted (model, framework) requested; write the report. Exit 1 if any artifact failed."""
+def run_verify(args: argparse.Namespace, user_models: bool = True) -> int:
+    """Verify every converted (model, framework) requested, and users' own models (named, or all of them
+    without --model; not with user_models=False) from their folders; write the report. Exit 1 if any
+    artifact failed."""
     from edgeproof.errors import EdgeproofError
     from edgeproof.verify import Status, verify
+    from edgeproof.verify._deploy import _split_models
     from edgeproof.verify._report import write_report
     from edgeproof.verify._plots import error_distribution, outputs_scatter
 
-    pairs = _trained_and_converted(args)
-    if not pairs:
+    registry, user = _split_models(args.artifacts, args.model)  # an unknown name lists both kinds of model
+    pairs = _trained_and_converted(args, registry)
+    user = [u for u in user if user_models and (not args.framework or u[1] in args.framework)]
+    if not pairs and not user:
         raise EdgeproofError(f"nothing to verify under {args.artifacts}: run `edgeproof convert` first")
     verdicts = []
     for name, framework in pairs:
@@ -147,6 +152,7 @@ def run_verify(args: argparse.Namespace) -> int:
             title = f"{name} ({framework.value})"
             outputs_scatter(title, result.probe_outputs, folder / "outputs.png")
             error_distribution(title, result.probe_outputs, folder / "errors.png")
+    verdicts += _verify_user_models(args, user)
     paths = write_report(args.artifacts)
     counts = {s: sum(v.status is s for v in verdicts) for s in Status}
     print(f"verification: {counts[Status.PASS]} pass, {counts[Status.FAIL]} fail, "
@@ -155,6 +161,30 @@ def run_verify(args: argparse.Namespace) -> int:
         if v.status is not Status.PASS:
             print(f"   {v.key}: {v.summary()}")
     return 1 if counts[Status.FAIL] else 0
+
+
+def _verify_user_models(args: argparse.Namespace, user: list) -> list:
+    """Users' own models verified again from their folders; without --model, one that cannot be (its
+    sample data is gone, say) is skipped with the reason."""
+    from edgeproof.errors import UserModelError
+    from edgeproof.verify._byom_reverify import reverify_user_model
+
+    custom = None
+    if getattr(args, "keras_custom", None):
+        from edgeproof.convert._byom_keras import import_custom_objects
+
+        custom = import_custom_objects(args.keras_custom)
+    verdicts = []
+    for spec, source, root in user:
+        try:
+            verdicts += reverify_user_model(root, targets=_csv(getattr(args, "targets", None)),
+                                            modes=_csv(getattr(args, "modes", None)), custom_objects=custom,
+                                            tfjs_backend=getattr(args, "tfjs_backend", "wasm")).verdicts
+        except UserModelError as err:
+            if args.model:
+                raise
+            print(f"   skipping {spec.name}/{source}: {err}", flush=True)
+    return verdicts
 
 
 def run_deploy(args: argparse.Namespace) -> int:

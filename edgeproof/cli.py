@@ -68,7 +68,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _pipeline_verify(args: argparse.Namespace) -> int:
     from ._stages import run_verify
 
-    run_verify(args)  # failures are verdicts: the deploy stage refuses those artifacts
+    run_verify(args, user_models=False)  # failures are verdicts: the deploy stage refuses those artifacts
     return 0
 
 
@@ -230,8 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="prove every artifact against its source model",
                        description="Run each artifact in its own runtime and compare it with the reference "
-                                   "model on probe inputs and the test split; write parity.json and a report.")
+                                   "model on probe inputs and the test split; write parity.json and a report. "
+                                   "Your own models (converted with --keras/--onnx/--torch) are verified again "
+                                   "from their folders, on the sample data they were converted with.")
     _add_model_args(p, multiple=True)
+    p.add_argument("--keras-custom", action="append", metavar="MODULE:CLASS",
+                   help="a custom Keras layer your own model needs to load (as given to convert); repeatable")
     p.add_argument("--targets", metavar="LIST", help="comma-separated targets to verify (default: all)")
     p.add_argument("--modes", metavar="LIST", help="comma-separated precisions to verify (default: all)")
     p.add_argument("--tfjs-backend", choices=["wasm", "cpu"], default="wasm",

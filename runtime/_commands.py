@@ -23,6 +23,14 @@ def _parse_input(model: Model, value: str) -> Any:
         return read_image(value)
     if model.task in ("binary_classification", "translation"):
         return value
+    if model.task == "custom":  # a user's own model: a .npz of inputs by name, or a .npy for a single input
+        if value.endswith(".npz"):
+            with np.load(value, allow_pickle=False) as npz:
+                return {k: npz[k] for k in npz.files}
+        if value.endswith(".npy"):
+            return np.load(value, allow_pickle=False)
+        raise InputError(f"this model takes its raw input tensors: a .npz with one array per input "
+                         f"({', '.join(t['name'] for t in model.manifest['inputs'])}) or a .npy; got {value!r}")
     if model.task == "generation":
         try:
             return int(value)
@@ -51,6 +59,10 @@ def run_bundle(bundle: str, value: str, interpreter: Optional[str] = None, outpu
         summary.update(label=result["label"], positive=[round(float(p), 4) for p in result["positive"]])
     elif model.task == "translation":
         summary.update(translation=result["translation"])
+    elif model.task == "custom":
+        summary.update(outputs={k: {"shape": list(v.shape), "dtype": str(v.dtype),
+                                    "values": np.round(v.astype(np.float64), 5).ravel()[:64].tolist()}
+                                for k, v in result.items()})
     elif model.task == "generation":
         from ._images import grid, write_png
 
@@ -70,8 +82,12 @@ def synthetic_inputs(model: Model, batch: int = 1, seed: int = 0) -> dict[str, n
         shape = [batch] + [d if d > 0 else 1 for d in t["shape"][1:]]
         if t.get("canonical_layout") == "NHWC" and t["layout"] == "NCHW" and len(shape) == 4:
             shape = [shape[0], shape[2], shape[3], shape[1]]
+        elif t.get("canonical_layout") == "NCHW" and t["layout"] == "NHWC" and len(shape) == 4:
+            shape = [shape[0], shape[3], shape[1], shape[2]]
+        value_range = (model.preprocessing.get("value_ranges") or {}).get(t["name"])  # user models: valid ids
         if "int" in t["dtype"] and not t.get("quantization"):
-            out[t["name"]] = rng.integers(4, 1000, size=shape).astype(np.int32)
+            lo, hi = (int(value_range[0]), max(int(value_range[1]), int(value_range[0]) + 1)) if value_range else (4, 1000)
+            out[t["name"]] = rng.integers(lo, hi, size=shape).astype(np.int32)
         elif model.task == "generation":
             out[t["name"]] = rng.standard_normal(shape).astype(np.float32)
         else:

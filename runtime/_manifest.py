@@ -11,7 +11,7 @@ from edgeproof.errors import EdgeproofError
 MANIFEST = "manifest.json"
 FORMAT = "edgeproof-bundle"
 SUPPORTED_VERSIONS = (1,)
-TASKS = ("regression", "classification", "binary_classification", "generation", "translation")
+TASKS = ("regression", "classification", "binary_classification", "generation", "translation", "custom")
 _TENSOR_FIELDS = {"name": str, "tensor": str, "shape": list, "dtype": str, "layout": str}
 
 

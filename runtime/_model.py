@@ -60,12 +60,31 @@ class Model:
         """Canonical model inputs (after preprocessing) -> the model's output, as float32."""
         return self.runner(inputs)[self.manifest["outputs"][0]["name"]]
 
+    def predict_all(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Canonical model inputs -> every output by name, as float32 (integer outputs stay integers)."""
+        return self.runner(inputs)
+
     # -- raw inputs ---------------------------------------------------------------------------------
     def __call__(self, raw: RawInput) -> dict[str, Any]:
         handler = {"classification": self._classify_image, "binary_classification": self._classify_text,
                    "generation": self._generate, "translation": self._translate,
-                   "regression": self._regress}[self.task]
+                   "regression": self._regress, "custom": self._custom}[self.task]
         return handler(raw)
+
+    def _custom(self, raw) -> dict[str, np.ndarray]:
+        """A user's own model: raw tensors in (a dict by input name, or one array for a single input),
+        the raw output dict back. int64 ids are cast to the artifact's int32 (range-checked)."""
+        names = [t["name"] for t in self.manifest["inputs"]]
+        if isinstance(raw, dict):
+            inputs = {k: np.asarray(v) for k, v in raw.items()}
+        elif len(names) == 1:
+            inputs = {names[0]: np.asarray(raw)}
+        else:
+            raise InputError(f"this model takes {len(names)} inputs: pass a dict {{name: array}} with {names}")
+        unknown = sorted(set(inputs) - set(names))
+        if unknown:
+            raise InputError(f"unknown inputs {unknown}; the model takes {self.signature()}")
+        return self.predict_all(inputs)
 
     def _tokenizer(self, key: str):
         if key not in self._tokenizers:

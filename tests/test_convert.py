@@ -199,6 +199,7 @@ def test_a_converter_crash_is_a_reported_cell_not_a_dead_pipeline(tmp_path):
     jobs = [Job("tflite", "fp32", str(tmp_path / "a.tflite")), Job("crash", "fp32", str(tmp_path / "b")),
             Job("tflite", "fp16", str(tmp_path / "c.tflite"))]
     results = run_jobs(tf_saved, jobs)
-    assert results[0] is None and results[2] is None
-    assert "crashed (SIGSEGV)" in results[1]
+    assert results[0].error is None and results[2].error is None
+    assert "crashed (SIGSEGV)" in results[1].error
+    assert results[0].seconds > 0 and results[2].seconds > 0 and results[1].seconds is None  # each job timed alone
     assert (tmp_path / "a.tflite").stat().st_size > 0 and (tmp_path / "c.tflite").stat().st_size > 0

@@ -16,8 +16,8 @@ from typing import Any, Iterable, Optional
 from edgeproof._atomic import replacing_dir, write_bytes_atomic
 from edgeproof._quant import QuantMode, Target
 from edgeproof._registry import get_spec, training_order
-from edgeproof._spec import Framework, ModelSpec
-from edgeproof.errors import DeployRefusedError
+from edgeproof._spec import Framework, ModelSpec, Task
+from edgeproof.errors import DeployRefusedError, UnknownModelError
 
 from edgeproof.runtime._manifest import sha256_of
 
@@ -97,7 +97,7 @@ def build_manifest(spec: ModelSpec, record, verdict: ArtifactVerdict, checkpoint
 
     ins, outs = canonical(spec)
     pre = checkpoint_meta.get("preprocessing", {})
-    return {
+    manifest = {
         "format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION, "edgeproof_version": __version__,
         "model": spec.name, "framework": record.framework, "task": spec.task.value, "description": spec.description,
         "deploy_target": target.value, "artifact_target": record.target, "mode": record.mode, "route": record.route,
@@ -119,6 +119,13 @@ def build_manifest(spec: ModelSpec, record, verdict: ArtifactVerdict, checkpoint
         "training": {k: checkpoint_meta.get(k) for k in ("profile", "epochs", "seed")},
         "files": {name: {"sha256": files[name], "bytes": sizes[name]} for name in sorted(files)},
     }
+    if spec.task is Task.CUSTOM:  # a user's own model: where it came from, casts at the boundary, verdict basis
+        manifest["source"] = checkpoint_meta.get("source")
+        for entry, t in zip(manifest["inputs"], spec.inputs):
+            if t.dtype != entry["dtype"] and not entry.get("quantization"):
+                entry["source_dtype"] = t.dtype  # e.g. int64 ids: the runtime casts them (range-checked)
+        manifest["verdict"]["basis"] = verdict.details.get("parity") or f"{verdict.metric} on the sample data"
+    return manifest
 
 
 def _copy_artifact(root: Path, record, dest: Path) -> str:
@@ -144,7 +151,6 @@ def deploy(target: DeployTarget | str, *, artifacts: Path | str = "artifacts", o
     `allow_failed="reason"` ships failed (never unsupported) artifacts and writes the override into
     their manifest.
     """
-    from edgeproof.convert._api import load_records
     from edgeproof.train import model_dir
 
     target = DeployTarget(target)
@@ -153,40 +159,18 @@ def deploy(target: DeployTarget | str, *, artifacts: Path | str = "artifacts", o
     say = print if progress else (lambda *a, **k: None)
     out = Path(out) if out else Path(artifacts) / "deploy" / target.value
     wanted_modes = None if modes is None else {QuantMode(m).value for m in modes}
-    fws = [Framework(f) for f in (frameworks or [f.value for f in Framework])]
+    fws = [Framework(f) for f in (frameworks or [f.value for f in Framework]) if getattr(f, "value", f) not in USER_SOURCES]
     result = DeployResult(target, out)
     explicit = models is not None
-    for name in training_order(list(models) if models else None):
+    registry, user = _split_models(artifacts, models)
+    for name in training_order(registry):
         spec = get_spec(name)
         for framework in fws:
-            root = model_dir(artifacts, name, framework)
-            records = {r.key: r for r in load_records(root) if r.target == target.artifact_target.value}
-            _, verdicts = load_verdicts(root)
-            by_key = {f"{v.target}/{v.mode}": v for v in verdicts}
-            for key, record in records.items():
-                if wanted_modes is not None and record.mode not in wanted_modes:
-                    continue
-                label = f"{name}/{framework.value}/{key}"
-                verdict = by_key.get(key)
-                reason = _refusal(verdict, label, root, target)
-                if reason is None and target is DeployTarget.ANDROID:
-                    reason = _android_refusal(record)
-                override = None
-                if reason is not None and allow_failed is not None and verdict is not None \
-                        and verdict.status is Status.FAIL and verdict.failures:  # budgets, not a broken file
-                    override = allow_failed
-                    stale = verdict.path and artifact_files(root, verdict.path) != verdict.files
-                    if stale:
-                        reason, override = "changed since it was verified: run `edgeproof verify` again", None
-                if reason is not None and override is None:
-                    result.refused.append(Refusal(label, reason))
-                    say(f"   refused {label}: {reason}", flush=True)
-                    old = out / bundle_name(name, framework.value, record.mode)
-                    if old.exists():  # a bundle from an earlier deploy must not outlive this verdict
-                        shutil.rmtree(old)
-                    continue
-                result.bundles.append(_write_bundle(spec, root, record, verdict, target, out, override))
-                say(f"   bundle {result.bundles[-1]}" + (f" (OVERRIDE: {override})" if override else ""), flush=True)
+            _deploy_model(spec, framework.value, model_dir(artifacts, name, framework), target, out, wanted_modes,
+                          allow_failed, result, say)
+    for spec, source, root in user:  # users' own models (bring your own model), by their source
+        if frameworks is None or source in {getattr(f, "value", f) for f in frameworks}:
+            _deploy_model(spec, source, root, target, out, wanted_modes, allow_failed, result, say)
     _write_index(out, result)
     _write_device_files(out, result)
     if explicit and not result.bundles:
@@ -194,6 +178,67 @@ def deploy(target: DeployTarget | str, *, artifacts: Path | str = "artifacts", o
                                  if result.refused else f"no {target.artifact_target.value} artifacts found under "
                                  f"{artifacts} for the requested models: run `edgeproof convert` and `edgeproof verify`")
     return result
+
+
+USER_SOURCES = ("onnx",)  # sources only users' own models have (keras and torch are Frameworks too)
+
+
+def _split_models(artifacts, models) -> tuple[Optional[list[str]], list]:
+    """Requested names -> (reference model names for training_order, [(spec, source, folder)] of users'
+    own models found under `artifacts`). No names: every reference model and every user model. A name
+    that is neither is an UnknownModelError listing both kinds."""
+    from edgeproof._registry import model_names
+    from edgeproof.convert._byom_spec import find_user_models
+
+    if not models:
+        return None, find_user_models(artifacts)
+    known = set(model_names())
+    names = list(models)
+    user_names = [n for n in names if n not in known]
+    user = find_user_models(artifacts, user_names) if user_names else []
+    found = {spec.name for spec, _, _ in user}
+    unknown = [n for n in user_names if n not in found]
+    if unknown:
+        mine = sorted({spec.name for spec, _, _ in find_user_models(artifacts)})
+        raise UnknownModelError(unknown[0], sorted(known), user_models=mine, artifacts=str(artifacts))
+    return [n for n in names if n in known], user
+
+
+def _deploy_model(spec, framework: str, root: Path, target, out, wanted_modes, allow_failed, result, say) -> None:
+    """Bundle every passing artifact of one (model, framework or source) folder; record the refusals."""
+    from edgeproof.convert._api import load_records
+
+    name = spec.name
+    records = {r.key: r for r in load_records(root) if r.target == target.artifact_target.value}
+    _, verdicts = load_verdicts(root)
+    by_key = {f"{v.target}/{v.mode}": v for v in verdicts}
+    for key, record in records.items():
+        if wanted_modes is not None and record.mode not in wanted_modes:
+            continue
+        label = f"{name}/{framework}/{key}"
+        verdict = by_key.get(key)
+        reason = _refusal(verdict, label, root, target)
+        if reason is not None and spec.task is Task.CUSTOM:  # a user model is verified by name, from its folder
+            reason = reason.replace("run `edgeproof verify`", f"run `edgeproof verify --model {name}`")
+        if reason is None and target is DeployTarget.ANDROID:
+            reason = _android_refusal(record)
+        override = None
+        if reason is not None and allow_failed is not None and verdict is not None \
+                and verdict.status is Status.FAIL and verdict.failures:  # budgets, not a broken file
+            override = allow_failed
+            stale = verdict.path and artifact_files(root, verdict.path) != verdict.files
+            if stale:
+                again = f"edgeproof verify --model {name}" if spec.task is Task.CUSTOM else "edgeproof verify"
+                reason, override = f"changed since it was verified: run `{again}` again", None
+        if reason is not None and override is None:
+            result.refused.append(Refusal(label, reason))
+            say(f"   refused {label}: {reason}", flush=True)
+            old = out / bundle_name(name, framework, record.mode)
+            if old.exists():  # a bundle from an earlier deploy must not outlive this verdict
+                shutil.rmtree(old)
+            continue
+        result.bundles.append(_write_bundle(spec, root, record, verdict, target, out, override))
+        say(f"   bundle {result.bundles[-1]}" + (f" (OVERRIDE: {override})" if override else ""), flush=True)
 
 
 def _write_device_files(out: Path, result: DeployResult) -> None:
@@ -210,12 +255,22 @@ def _write_device_files(out: Path, result: DeployResult) -> None:
         result.package = build_site(out)  # the static demo: index.html, src/, vendor/ (TF.js from npm)
 
 
+def _source_meta(root: Path) -> dict:
+    """checkpoint.json of a trained reference model; for a user's own model, its preprocessing (none:
+    raw tensors, with the sample data's value ranges and the int64 -> int32 casts) from user_model.json."""
+    from edgeproof.convert._byom_spec import read_info
+    from edgeproof.train._checkpoint import META
+
+    info = read_info(root)
+    if info is not None and not (root / "checkpoint" / META).exists():
+        return {"preprocessing": info.preprocessing(), "source": {"kind": info.source, "path": info.source_path}}
+    return json.loads((root / "checkpoint" / META).read_text())
+
+
 def _write_bundle(spec, root, record, verdict, target, out, override) -> Path:
     import json as _json
 
-    from edgeproof.train._checkpoint import META
-
-    meta = _json.loads((root / "checkpoint" / META).read_text())
+    meta = _source_meta(root)
     dest = out / bundle_name(spec.name, record.framework, record.mode)
     with replacing_dir(dest) as tmp:
         model_file = _copy_artifact(root, record, tmp)

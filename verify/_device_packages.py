@@ -49,7 +49,8 @@ def _manifests(bundles: list[Path]) -> list[tuple[Path, dict]]:
 
 def _example_input(m: dict) -> str:
     return {"classification": "digit.png", "binary_classification": '"A moving, beautifully acted film."',
-            "translation": '"Ein Mann fährt Fahrrad."', "generation": "7", "regression": "1.5,4"}[m["task"]]
+            "translation": '"Ein Mann fährt Fahrrad."', "generation": "7", "regression": "1.5,4",
+            "custom": "inputs.npz"}[m["task"]]
 
 
 def pi_readme(bundles: list[Path]) -> str:
@@ -73,8 +74,10 @@ def pi_readme(bundles: list[Path]) -> str:
         metric = m["metric"]
         req = m.get("runtime_requirements") or {}
         old = "yes" if req.get("tflite_runtime_2_14", True) else f"no: {req['reason']}"
-        lines.append(f"| {bundle.name} | {m['task']} | {m['mode']} | {metric['name']} {metric['reference']:.4g} -> "
-                     f"{metric['artifact']:.4g} | {m['verdict']['status']} | {old} |")
+        score = (f"{metric['name']} {metric['reference']:.4g} -> {metric['artifact']:.4g}"
+                 if metric.get("reference") is not None and metric.get("artifact") is not None
+                 else m["verdict"].get("basis") or "-")  # a user model without labels: numeric parity only
+        lines.append(f"| {bundle.name} | {m['task']} | {m['mode']} | {score} | {m['verdict']['status']} | {old} |")
     return "\n".join(lines) + "\n"
 
 

@@ -74,7 +74,8 @@ def metric_vs_size(collected, path: Path) -> Path:
         for ref, verdicts in collected:
             if ref["model"] != model:
                 continue
-            ax.axhline(ref["value"], color="tab:blue" if ref["framework"] == "keras" else "tab:red", lw=0.7, ls="--")
+            if ref["value"] is not None:  # None: a user model without labels (numeric parity only)
+                ax.axhline(ref["value"], color="tab:blue" if ref["framework"] == "keras" else "tab:red", lw=0.7, ls="--")
             for v in verdicts:
                 if v.artifact_metric is None or v.size_bytes is None:
                     continue

@@ -44,7 +44,8 @@ def _row(v: ArtifactVerdict) -> list[str]:
     size = "-" if v.size_bytes is None else f"{v.size_bytes / 1024:.0f} KiB"
     delta = None if v.artifact_metric is None else v.artifact_metric - v.reference_metric
     return [v.model, v.framework, f"{v.target} {v.mode}", v.route, v.runtime or "-", size,
-            f"{v.metric} {_fmt(v.artifact_metric)}" if v.artifact_metric is not None else "-",
+            f"{v.metric} {_fmt(v.artifact_metric)}" if v.artifact_metric is not None else
+            v.details.get("parity", "-"),  # a user model without labels: "numeric parity only: no labels"
             "-" if delta is None else f"{delta:+.3g}", _fmt(v.probe.get("max_abs_error"), ".2g"),
             _fmt(v.probe.get("cosine"), ".6f"), _fmt(v.test_agreement, ".4f"),
             "-" if v.latency_ms is None else f"{v.latency_ms:.3g} ms", v.summary()]

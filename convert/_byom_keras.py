@@ -1,0 +1,150 @@
+"""A user's Keras (tf-keras) model: a .keras archive, an .h5 file, a SavedModel folder or a model
+object. Loaded with the user's custom objects; an unregistered custom layer is a CustomLayerError
+naming the class. The reference is the Keras model itself; the SavedModel has one serving signature
+with the model's input and output names, int64 inputs taking int32 (cast inside)."""
+from __future__ import annotations
+
+import importlib
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from edgeproof._frameworks import import_tensorflow, import_tf_keras
+from edgeproof._spec import ModelSpec
+from edgeproof.errors import CorruptModelError, CustomLayerError, ModelFormatError, UserModelError
+
+from ._byom_files import require_exists, sniff
+from ._byom_savedmodel import BoundSavedModel, bind_saved_model
+from ._byom_spec import Declared, unique_names
+
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+_UNKNOWN_CLASS = (r"Unknown (?:layer|object|activation|loss|metric|initializer|regularizer|constraint): '?([\w.]+)'?",
+                  r"Cannot deserialize object of type `([\w.]+)`", r"Could not locate (?:class|function) '([\w.]+)'")
+
+
+def import_custom_objects(specs: Sequence[str]) -> dict[str, Any]:
+    """`--keras-custom module.path:ClassName` (repeatable) -> {"ClassName": class}."""
+    objects = {}
+    for spec in specs or ():
+        module_name, sep, attr = spec.partition(":")
+        if not sep or not module_name or not attr:
+            raise UserModelError(f"--keras-custom {spec!r}: expected module.path:ClassName")
+        try:
+            module = importlib.import_module(module_name)
+            objects[attr.split(".")[-1]] = getattr(module, attr)
+        except (ImportError, AttributeError) as err:
+            raise UserModelError(f"--keras-custom {spec}: cannot import it ({type(err).__name__}: {err})") from None
+    return objects
+
+
+def _check_file(path: Path) -> None:
+    if path.is_dir():
+        if not (path / "saved_model.pb").is_file():
+            raise ModelFormatError(f"{path} is a folder without saved_model.pb: --keras takes a .keras or .h5 file or "
+                                   f"a SavedModel folder")
+        return
+    found = sniff(path)
+    suffix = path.suffix.lower()
+    expected = {".keras": "a Keras .keras archive", ".h5": "an HDF5 file (a Keras .h5 model)",
+                ".hdf5": "an HDF5 file (a Keras .h5 model)"}.get(suffix)
+    if expected is None:
+        if found is not None and found[1] == "--keras":
+            return  # a Keras file under another name
+        what = f"{found[0]}, not a Keras model" if found else "not a Keras model file"
+        hint = f"pass it with {found[1]}" if found and found[1].startswith("--") else \
+            "--keras takes a .keras or .h5 file or a SavedModel folder"
+        raise ModelFormatError(f"{path} is {what}: {hint}")
+    if found is not None and found[0] != expected:
+        if found[1].startswith("--") and found[1] != "--keras":
+            raise ModelFormatError(f"{path} is {found[0]}, not a Keras model: pass it with {found[1]}")
+        raise CorruptModelError(f"{path} is {found[0]}, not {expected}: the file is damaged or mislabelled")
+    if found is None:
+        raise CorruptModelError(f"{path} is not {expected}: the file is damaged or mislabelled")
+
+
+class KerasSource:
+    kind = "keras"
+
+    def __init__(self, model: Any, custom_objects: Optional[Mapping[str, Any]] = None):
+        if isinstance(model, (str, Path)):  # file checks first: a wrong file fails before TensorFlow loads
+            self.path = require_exists(model, "Keras model")
+            _check_file(self.path)
+            self.model = self._load(self.path, dict(custom_objects or {}))
+        else:
+            self.model, self.path = model, None
+        keras = import_tf_keras()
+        if not isinstance(self.model, keras.Model):
+            raise ModelFormatError(f"{self.path} did not load as a Keras model (got {type(self.model).__name__})")
+        names = list(self.model.input_names)
+        self._declared = [Declared(n, s, tuple(t.shape), t.dtype.name)
+                          for n, s, t in zip(unique_names(names), names, self.model.inputs)]
+        sources = list(self.model.output_names)
+        self._outputs = list(zip(unique_names(sources), sources))
+
+    @staticmethod
+    def _load(path: Path, custom_objects: dict[str, Any]):
+        keras = import_tf_keras()
+        try:
+            return keras.models.load_model(str(path), custom_objects=custom_objects or None, compile=False)
+        except Exception as err:
+            text = " ".join(str(err).split())
+            for pattern in _UNKNOWN_CLASS:
+                m = re.search(pattern, text)
+                if m:
+                    raise CustomLayerError(m.group(1).split(".")[-1], str(path)) from None
+            raise CorruptModelError(f"{path} cannot be loaded by Keras ({type(err).__name__}: {text[:300]}): the file "
+                                    f"is damaged, or was saved by an incompatible Keras") from None
+
+    def declared_inputs(self, sample=None) -> list[Declared]:
+        return list(self._declared)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [n for n, _ in self._outputs]
+
+    def _call(self, args):
+        return self.model(args if len(args) > 1 else args[0], training=False)
+
+    def _as_dict(self, result) -> dict[str, Any]:
+        if isinstance(result, Mapping):
+            return {n: result[s] for n, s in self._outputs}
+        values = list(result) if isinstance(result, (list, tuple)) else [result]
+        return {n: v for (n, _), v in zip(self._outputs, values)}
+
+    def reference(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        args = [inputs[d.name] for d in self._declared]
+        return {k: np.asarray(v) for k, v in self._as_dict(self._call(args)).items()}
+
+    def save_source(self, dest: Path) -> list[str]:
+        if self.path is None:
+            self.model.save(str(dest / "source_model.keras"))
+            return ["source_model.keras: the Keras model as given (saved from memory)"]
+        if self.path.is_dir():
+            shutil.copytree(self.path, dest / "source_model")
+            return ["source_model/: the Keras SavedModel as given"]
+        name = "source_model" + self.path.suffix.lower()
+        shutil.copyfile(self.path, dest / name)
+        return [f"{name}: the Keras model as given"]
+
+    def export_saved_model(self, spec: ModelSpec, declared: Sequence[Declared], root: Path, probes, reference_probe,
+                           backends, say: Callable) -> BoundSavedModel:
+        """One `serving_default` signature: spec names in and out, int64 inputs as int32."""
+        tf = import_tensorflow()
+        signature = {}
+        for t in spec.inputs:
+            dtype = tf.int32 if t.dtype == "int64" else tf.as_dtype(t.dtype)
+            signature[t.name] = tf.TensorSpec(tuple(t.shape), dtype, name=t.name)
+        source = self
+
+        @tf.function(input_signature=[signature])
+        def serve(inputs):
+            args = [tf.cast(inputs[t.name], tf.int64) if t.dtype == "int64" else inputs[t.name] for t in spec.inputs]
+            return source._as_dict(source._call(args))
+
+        path = root / "saved_model"
+        say("   Keras -> SavedModel", flush=True)
+        tf.saved_model.save(self.model, str(path), signatures={"serving_default": serve.get_concrete_function()})
+        return bind_saved_model(path, spec, probes, reference_probe)
