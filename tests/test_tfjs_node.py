@@ -97,6 +97,16 @@ def _while_loop(tf, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     return _convert(tf, tf.Module(), serve, tmp, "loop"), x, serve(tf.constant(x))["y"].numpy()
 
 
+def _linear_3d(tf, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """x [N, 5, 4] @ W [4, 3] + b: the broadcasting BatchMatMulV2 onnx2tf emits for a PyTorch Linear."""
+    rng = np.random.default_rng(3)
+    w, b = tf.constant(rng.normal(size=(4, 3)).astype(np.float32)), tf.constant(rng.normal(size=3).astype(np.float32))
+    serve = tf.function(lambda x: {"y": tf.matmul(x, w) + b},
+                        input_signature=[tf.TensorSpec([None, 5, 4], tf.float32, name="x")])
+    x = rng.normal(size=(2, 5, 4)).astype(np.float32)
+    return _convert(tf, tf.Module(), serve, tmp, "linear3d"), x, serve(tf.constant(x))["y"].numpy()
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, tuple[Path, np.ndarray, np.ndarray]]:
     """name -> (model.json, input, TensorFlow's answer) for the three tiny models."""
@@ -106,7 +116,8 @@ def models(tmp_path_factory) -> dict[str, tuple[Path, np.ndarray, np.ndarray]]:
     tf, keras = import_tensorflow(), import_tf_keras()
     keras.utils.set_random_seed(0)
     tmp = tmp_path_factory.mktemp("tfjs-node")
-    return {"dense": _dense(tf, keras, tmp), "translator": _translator(tf, keras, tmp), "loop": _while_loop(tf, tmp)}
+    return {"dense": _dense(tf, keras, tmp), "translator": _translator(tf, keras, tmp), "loop": _while_loop(tf, tmp),
+            "linear3d": _linear_3d(tf, tmp)}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -217,3 +228,24 @@ def test_dead_runner_reports_stderr(models):
 def test_missing_node_names_the_fix():
     with pytest.raises(TfjsRuntimeError, match="scripts/setup.sh web"):
         TfjsNodeRunner("cpu", node="no-such-node-binary")
+
+
+def test_weight_batch_matmuls_become_2d_matmuls_with_the_same_outputs(runner, models):
+    """convert/_tfjs.py rewrites BatchMatMulV2(x, W) to Reshape-MatMul-Reshape (8x faster on wasm)."""
+    import json
+    import shutil
+
+    from edgeproof.convert._tfjs import check_tfjs_model, flatten_weight_batch_matmuls
+
+    path, x, expected = models["linear3d"]
+    folder = path.parent.with_name(f"linear3d_flat_{runner.backend}")
+    shutil.copytree(path.parent, folder, dirs_exist_ok=True)
+    assert flatten_weight_batch_matmuls(folder / "model.json"), "the converter no longer emits the pattern"
+    check_tfjs_model(folder)
+    ops = [n["op"] for n in json.loads((folder / "model.json").read_text())["modelTopology"]["node"]]
+    assert "BatchMatMulV2" not in ops and "MatMul" in ops
+    info = runner.load(folder / "model.json")
+    name = info["inputs"][0]["name"]
+    for batch in (x, np.concatenate([x, x, x])):  # the batch stays dynamic
+        (got,) = runner.predict({name: batch}).values()
+        np.testing.assert_allclose(got, np.concatenate([expected] * (len(batch) // len(x))), atol=1e-5)
