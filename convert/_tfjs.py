@@ -74,9 +74,9 @@ def flatten_weight_batch_matmuls(model_json: Path) -> list[str]:
     `Reshape(MatMul(Reshape(x, [-1, K]), W), shape(x)[:-1] + [N])`.
 
     onnx2tf emits a PyTorch `Linear` on [batch, length, features] as a broadcasting BatchMatMulV2.
-    TF.js' wasm backend runs that in a generic batched kernel: measured 4.0 s against 0.49 s for the
-    same product as one 2-D MatMul ([32, 30, 512] x [512, 8000]), which made the PyTorch translator's
-    TF.js graph 8x slower than the Keras one. The new shape constants go into their own weight shard.
+    TF.js' wasm backend runs that in a generic batched kernel, 8-13x slower than the same product as one
+    2-D MatMul (`node benchmarks/tfjs_matmul.mjs`), which made the PyTorch translator's TF.js graph
+    about 8x slower than the Keras one. The new shape constants go into their own weight shard.
     Returns the names of the nodes rewritten."""
     manifest = json.loads(model_json.read_text())
     weights = {w["name"]: w for g in manifest["weightsManifest"] for w in g["weights"]}
