@@ -1,6 +1,7 @@
 """Conversion matrix on fast-trained checkpoints: every produced artifact loads and runs in its
 runtime, every cell that is not produced says why. Generated from the registry."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -18,6 +19,14 @@ FRAMEWORKS = [f.value for f in Framework]
 @pytest.fixture(scope="module")
 def converted(fast_converted):
     return fast_converted
+
+
+def own_copy(artifacts, tmp_path, name: str, framework: str):
+    """An artifacts folder holding a private copy of one model's folder: tests that convert again must
+    not change the shared fixture's artifacts under the verdicts other modules rely on."""
+    mine = tmp_path / "artifacts"
+    shutil.copytree(model_dir(artifacts, name, framework), model_dir(mine, name, framework))
+    return mine
 
 
 def run_tflite(path, inputs: dict, layout_nchw: bool = False) -> np.ndarray:
@@ -114,7 +123,7 @@ def test_int8_records_quantization_parameters(converted):
 
 
 def test_int8_io_makes_the_edges_int8_with_their_scale(converted, tmp_path):
-    artifacts, _ = converted
+    artifacts = own_copy(converted[0], tmp_path, "mnist_cnn", "keras")
     (record,) = convert("mnist_cnn", "keras", modes=["int8"], targets=["tflite"], int8_io=True,
                         artifacts=artifacts, representative_samples=32, progress=False)
     assert record.inputs[0].dtype == "int8" and record.outputs[0].dtype == "int8"
@@ -129,7 +138,7 @@ def test_int8_io_makes_the_edges_int8_with_their_scale(converted, tmp_path):
 
 
 def test_onnx_tf_backend_converts_the_cnn_and_keeps_nchw(converted, tmp_path):
-    artifacts, _ = converted
+    artifacts = own_copy(converted[0], tmp_path, "mnist_cnn", "torch")
     records = convert("mnist_cnn", "torch", targets=["tflite"], modes=["fp32"], onnx_backend=OnnxBackend.ONNX_TF,
                       artifacts=artifacts, progress=False)
     (r,) = records
@@ -138,7 +147,6 @@ def test_onnx_tf_backend_converts_the_cnn_and_keeps_nchw(converted, tmp_path):
     out = run_tflite(model_dir(artifacts, "mnist_cnn", "torch") / r.path, get_spec("mnist_cnn").probe_inputs(n=2),
                      layout_nchw=True)
     assert out.shape == (2, 10)
-    convert("mnist_cnn", "torch", targets=["tflite"], modes=["fp32"], artifacts=artifacts, progress=False)
 
 
 def test_an_op_without_a_builtin_kernel_is_reported_unsupported(tmp_path):
@@ -159,13 +167,13 @@ def test_an_op_without_a_builtin_kernel_is_reported_unsupported(tmp_path):
         convert_saved_model(tmp_path / "sm", QuantConfig("tflite", "fp32"))
 
 
-def test_convert_records_an_unsupported_cell_and_goes_on(converted, monkeypatch):
+def test_convert_records_an_unsupported_cell_and_goes_on(converted, monkeypatch, tmp_path):
     """A converter refusal becomes `unsupported: <converter's reason>` for that cell only, and a
     stale artifact of that cell from an earlier run is removed. The refusal is real: full-int8
     calibration fed data of the wrong shape."""
     from edgeproof.convert import _api
 
-    artifacts, _ = converted
+    artifacts = own_copy(converted[0], tmp_path, "linreg", "keras")
     stale = model_dir(artifacts, "linreg", "keras") / "tflite" / "int8.tflite"
     assert stale.exists()  # from the fixture's conversion
     monkeypatch.setattr(_api, "calibration_inputs", lambda *a, **k: {"x": np.ones((8, 3, 3), np.float32)})
