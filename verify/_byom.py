@@ -6,7 +6,6 @@ agreement for accuracy); without, the verdict is numeric parity only and says so
 from __future__ import annotations
 
 import contextlib
-import statistics
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,10 +19,10 @@ from edgeproof.convert._artifact import ArtifactRecord
 from edgeproof.convert._byom_spec import NO_LABELS, decisions, score, static_batch
 from edgeproof.errors import EdgeproofError
 from edgeproof.runtime._signature import bind, from_artifact, to_artifact
-from edgeproof.runtime._tflite_runner import TFLiteRunner
 
 from ._api import ModelVerification, Reference, _write_parity, artifact_files
 from ._measures import compare
+from ._runners import TFLitePredictor, canonical
 from ._verdict import ArtifactVerdict, Failure, Status, check_budget, metric_drop
 
 Predict = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -35,15 +34,11 @@ def batched(predict: Predict, inputs: dict[str, np.ndarray], batch_size: int = 2
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _canonical(spec: ModelSpec):
-    return [(t.name, t.layout.value) for t in spec.inputs], [(t.name, t.layout.value) for t in spec.outputs]
-
-
 class _TfjsAll:
     """A TF.js graph model under Node returning every output, through the same signature binding."""
 
     def __init__(self, spec: ModelSpec, record: ArtifactRecord, root: Path, node):
-        ins, outs = _canonical(spec)
+        ins, outs = canonical(spec)
         self.inputs = bind(ins, [vars(t) for t in record.inputs])
         self.outputs = bind(outs, [vars(t) for t in record.outputs])
         self.node = node
@@ -60,26 +55,11 @@ class _TfjsAll:
         return float(self.node.time(self.feed(example), warmup=3, repeats=20)["median_ms"])
 
 
-class _TfliteAll:
-    def __init__(self, spec: ModelSpec, record: ArtifactRecord, root: Path, num_threads: int = 2):
-        ins, outs = _canonical(spec)
-        self.runner = TFLiteRunner(root / record.path, ins, outs, [vars(t) for t in record.inputs],
-                                   [vars(t) for t in record.outputs], interpreter="ai_edge_litert",
-                                   num_threads=num_threads)
-        self.runtime = f"{self.runner.interpreter_name} ({num_threads} threads)"
+class _TfliteAll(TFLitePredictor):
+    """TFLitePredictor returning every output (by canonical name), not only the first."""
 
     def __call__(self, inputs):
         return self.runner(inputs)
-
-    def latency_ms(self, example) -> float:
-        for _ in range(3):
-            self(example)
-        times = []
-        for _ in range(20):
-            start = time.perf_counter()
-            self(example)
-            times.append((time.perf_counter() - start) * 1e3)
-        return statistics.median(times)
 
 
 def _worst(per_output: dict[str, dict]) -> dict:
@@ -136,7 +116,7 @@ def verify_user_model(spec: ModelSpec, source: str, root: Path, records: list[Ar
             verdict.files = artifact_files(root, record.path)
             try:
                 if record.target == Target.TFJS.value:
-                    if node is None:
+                    if node is None or not node.alive:  # replaced after a timeout killed it, as in verify()
                         from ._tfjs_node import TfjsNodeRunner
 
                         node = stack.enter_context(TfjsNodeRunner(backend=tfjs_backend))
