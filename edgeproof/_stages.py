@@ -128,7 +128,7 @@ def run_verify(args: argparse.Namespace, user_models: bool = True) -> int:
     without --model; not with user_models=False) from their folders; write the report. Exit 1 if any
     artifact failed."""
     from edgeproof.errors import EdgeproofError
-    from edgeproof.verify import Status, verify
+    from edgeproof.verify import Status
     from edgeproof.verify._deploy import _split_models
     from edgeproof.verify._report import write_report
     from edgeproof.verify._plots import error_distribution, outputs_scatter
@@ -138,11 +138,14 @@ def run_verify(args: argparse.Namespace, user_models: bool = True) -> int:
     user = [u for u in user if user_models and (not args.framework or u[1] in args.framework)]
     if not pairs and not user:
         raise EdgeproofError(f"nothing to verify under {args.artifacts}: run `edgeproof convert` first")
+    from edgeproof.verify._parallel import VerifyOptions, as_tuple, verify_pairs
+
+    options = VerifyOptions(str(args.artifacts), targets=as_tuple(_csv(getattr(args, "targets", None))),
+                            modes=as_tuple(_csv(getattr(args, "modes", None))),
+                            data_dir=getattr(args, "data_dir", None),
+                            tfjs_backend=getattr(args, "tfjs_backend", "wasm"))
     verdicts = []
-    for name, framework in pairs:
-        result = verify(name, framework, artifacts=args.artifacts, targets=_csv(getattr(args, "targets", None)),
-                        modes=_csv(getattr(args, "modes", None)), data_dir=getattr(args, "data_dir", None),
-                        tfjs_backend=getattr(args, "tfjs_backend", "wasm"))
+    for (name, framework), result in zip(pairs, verify_pairs(pairs, options, jobs=getattr(args, "jobs", None))):
         verdicts += result.verdicts
         if result.probe_outputs:
             from edgeproof.train import model_dir

@@ -163,6 +163,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="output folder: artifacts/<model>/<framework>/... (default: %(default)s)")
 
 
+def _add_jobs_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="models verified at once, each in its own process (default: one per core, at most 4)")
+
+
 def _add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", choices=PROFILE_NAMES, default="default",
                    help="fast: seconds, for tests; default: the main job; full: reaches the quality bars")
@@ -241,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tfjs-backend", choices=["wasm", "cpu"], default="wasm",
                    help="TF.js backend under Node for the TF.js artifacts (default: %(default)s)")
     p.add_argument("--data-dir", metavar="DIR", help="folder with local dataset copies (also EDGEPROOF_DATA_DIR)")
+    _add_jobs_arg(p)
     _add_common(p)
 
     p = sub.add_parser("deploy", help="build device or web bundles from passing artifacts only",
@@ -257,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="The main job: train all models, convert, verify, and build the browser demo.")
     _add_model_args(p, multiple=True)
     _add_training_args(p)
+    _add_jobs_arg(p)
     _add_common(p)
 
     p = sub.add_parser("run", help="run a deployed bundle on an input",

@@ -94,6 +94,37 @@ def test_float_artifacts_pass_in_both_runtimes(fast_verified, name, framework):
         assert by_key[key].status is Status.PASS, f"{key}: {by_key[key].summary()}"
 
 
+def test_verifying_two_models_at_once_gives_the_verdicts_of_one_at_a_time(fast_verified, tmp_path):
+    """The session fixture verified every model two at a time in worker processes (one TFLite thread
+    each); here three models go one after another in this process (two threads). Same verdicts, same
+    numbers, results in the order asked for."""
+    from edgeproof.verify._parallel import VerifyOptions, verify_pairs
+
+    artifacts, parallel = fast_verified
+    pairs = [("mnist_cnn", Framework.TORCH), ("linreg", Framework.KERAS), ("imdb_lstm", Framework.KERAS)]
+    dest = tmp_path / "artifacts"
+    for name, framework in pairs:
+        shutil.copytree(model_dir(artifacts, name, framework), model_dir(dest, name, framework))
+    one_by_one = verify_pairs(pairs, VerifyOptions(str(dest), targets=("tflite",)), jobs=1)
+    assert [(r.reference.model, r.reference.framework) for r in one_by_one] == [(n, f.value) for n, f in pairs]
+    for (name, framework), alone in zip(pairs, one_by_one):
+        together = {v.key: v for v in parallel[name, framework.value].verdicts}
+        for v in alone.verdicts:
+            other = together[v.key]
+            assert (v.status, v.artifact_metric, v.test_agreement) == (other.status, other.artifact_metric,
+                                                                      other.test_agreement), v.key
+            if v.status is not Status.UNSUPPORTED:
+                assert v.runtime.endswith("(2 threads)") and other.runtime.endswith("(1 thread)")
+                assert v.probe["max_abs_error"] == pytest.approx(other.probe["max_abs_error"], rel=1e-3, abs=1e-6)
+
+
+def test_a_bad_jobs_count_is_refused(tmp_path):
+    from edgeproof.verify._parallel import VerifyOptions, verify_pairs
+
+    with pytest.raises(ValueError, match="--jobs must be at least 1"):
+        verify_pairs([("linreg", Framework.KERAS)], VerifyOptions(str(tmp_path)), jobs=0)
+
+
 def test_the_report_lists_every_artifact(fast_verified):
     from edgeproof.verify._report import write_report
 

@@ -63,18 +63,20 @@ def _test_agreement(spec: ModelSpec, reference: np.ndarray, artifact: np.ndarray
     return agreement(spec.task, reference, artifact)
 
 
-def _predictor(spec, record, root, tfjs_runner):
+def _predictor(spec, record, root, tfjs_runner, num_threads: int):
     from ._runners import TfjsPredictor, TFLitePredictor
 
     if record.target == Target.TFLITE.value:
-        return TFLitePredictor(spec, record, root)
+        return TFLitePredictor(spec, record, root, num_threads=num_threads)
     return TfjsPredictor(spec, record, root, tfjs_runner)
 
 
 def verify(model: str, framework: Framework | str, *, artifacts: Path | str = "artifacts",
            targets: Optional[Iterable[str]] = None, modes: Optional[Iterable[str]] = None,
-           data_dir: Optional[str] = None, tfjs_backend: str = "wasm", progress: bool = True) -> ModelVerification:
-    """Verify the converted artifacts of one model; write parity.json beside conversion.json."""
+           data_dir: Optional[str] = None, tfjs_backend: str = "wasm", progress: bool = True,
+           num_threads: int = 2) -> ModelVerification:
+    """Verify the converted artifacts of one model; write parity.json beside conversion.json.
+    `num_threads`: the TFLite interpreter's threads (1 when verify_pairs runs one pair per core)."""
     from edgeproof.convert._api import load_records
     from edgeproof.train import find_judge, load_checkpoint, model_dir, predictor_for
     from edgeproof.train._data import load_dataset
@@ -121,7 +123,7 @@ def verify(model: str, framework: Framework | str, *, artifacts: Path | str = "a
             result.verdicts.append(verdict)
             if record.status != "ok":
                 verdict.reason = record.reason or "not converted"
-                say(f"   {record.key}: unsupported: {verdict.reason}", flush=True)
+                say(f"   {key}: unsupported: {verdict.reason}", flush=True)
                 continue
             start = time.perf_counter()
             verdict.files = artifact_files(root, record.path)
@@ -131,7 +133,7 @@ def verify(model: str, framework: Framework | str, *, artifacts: Path | str = "a
                     from ._tfjs_node import TfjsNodeRunner
 
                     tfjs_runner = stack.enter_context(TfjsNodeRunner(backend=tfjs_backend))
-                predictor = _predictor(spec, record, root, tfjs_runner)
+                predictor = _predictor(spec, record, root, tfjs_runner, num_threads)
                 verdict.runtime = predictor.runtime
                 artifact_probe = predictor(probes)
                 artifact_test = test_outputs(spec, predictor, data, decode=predictor.decode)
@@ -141,7 +143,7 @@ def verify(model: str, framework: Framework | str, *, artifacts: Path | str = "a
                 verdict.status = Status.FAIL
                 verdict.reason = f"could not run in its runtime: {type(err).__name__}: {str(err).splitlines()[0][:300]}"
                 verdict.verify_seconds = round(time.perf_counter() - start, 2)
-                say(f"   {record.key}: FAIL ({verdict.reason})", flush=True)
+                say(f"   {key}: FAIL ({verdict.reason})", flush=True)
                 continue
             verdict.probe = compare(spec.task, reference_probe, artifact_probe)
             verdict.artifact_metric = float(artifact_eval[spec.metric.name])
@@ -159,7 +161,7 @@ def verify(model: str, framework: Framework | str, *, artifacts: Path | str = "a
             verdict.status = Status.FAIL if failures else Status.PASS
             verdict.verify_seconds = round(time.perf_counter() - start, 2)
             result.probe_outputs[record.key] = (np.asarray(reference_probe), np.asarray(artifact_probe))
-            say(f"   {record.key}: {verdict.summary()} ({spec.metric.name} {verdict.artifact_metric:.4g} vs "
+            say(f"   {key}: {verdict.summary()} ({spec.metric.name} {verdict.artifact_metric:.4g} vs "
                 f"{reference.value:.4g}, max error {verdict.probe['max_abs_error'] or float('nan'):.2g}, "
                 f"{verdict.verify_seconds:.1f} s, {verdict.runtime})", flush=True)
 

@@ -44,7 +44,7 @@ class TFLitePredictor(ArtifactPredictor):
         self.runner = TFLiteRunner(root / record.path, ins, outs, [vars(t) for t in record.inputs],
                                    [vars(t) for t in record.outputs], interpreter="ai_edge_litert",
                                    num_threads=num_threads)
-        self.runtime = f"{self.runner.interpreter_name} ({num_threads} threads)"
+        self.runtime = f"{self.runner.interpreter_name} ({num_threads} thread{'s' * (num_threads != 1)})"
         self._output = spec.outputs[0].name
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
