@@ -2,9 +2,7 @@
 reference model (the Keras or PyTorch original) on fixed probes and on the whole test split."""
 from __future__ import annotations
 
-import contextlib
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -12,12 +10,13 @@ from typing import Any, Iterable, Optional
 import numpy as np
 
 from edgeproof._atomic import write_bytes_atomic
-from edgeproof._quant import QuantMode, Target, all_configs
+from edgeproof._quant import Target, all_configs
 from edgeproof._registry import get_spec
 from edgeproof._spec import Framework, ModelSpec, Task
 from edgeproof.errors import EdgeproofError
 from edgeproof.runtime._manifest import sha256_of
 
+from ._loop import select_records, verify_each
 from ._measures import agreement, compare
 from ._verdict import ArtifactVerdict, Failure, Status, check_budget, metric_drop
 
@@ -90,10 +89,7 @@ def verify(model: str, framework: Framework | str, *, artifacts: Path | str = "a
     if not records:
         raise NotConvertedError(f"{root} has no conversion.json: run `edgeproof convert --model {spec.name} "
                                 f"--framework {framework.value}` first")
-    wanted_targets = None if targets is None else {Target(t).value for t in targets}
-    wanted_modes = None if modes is None else {QuantMode(m).value for m in modes}
-    records = [r for r in records if (wanted_targets is None or r.target in wanted_targets)
-               and (wanted_modes is None or r.mode in wanted_modes)]
+    records = select_records(records, targets, modes)
 
     checkpoint = load_checkpoint(root / "checkpoint")
     profile = checkpoint.meta.get("profile", "default")
@@ -112,59 +108,42 @@ def verify(model: str, framework: Framework | str, *, artifacts: Path | str = "a
     result = ModelVerification(reference)
     latency_example = {k: v[:1] for k, v in probes.items()}
 
-    with contextlib.ExitStack() as stack:
-        tfjs_runner = None
-        for record in records:
-            key = f"{spec.name}/{framework.value}/{record.key}"
-            verdict = ArtifactVerdict(spec.name, framework.value, record.target, record.mode, record.route,
-                                      Status.UNSUPPORTED, path=record.path, size_bytes=record.size_bytes,
-                                      metric=spec.metric.name, reference_metric=reference.value,
-                                      budget=asdict(spec.budget(record.mode)))
-            result.verdicts.append(verdict)
-            if record.status != "ok":
-                verdict.reason = record.reason or "not converted"
-                say(f"   {key}: unsupported: {verdict.reason}", flush=True)
-                continue
-            start = time.perf_counter()
-            verdict.files = artifact_files(root, record.path)
-            try:
-                if record.target == Target.TFJS.value and (tfjs_runner is None or not tfjs_runner.alive):
-                    # a new runner after one was killed (a timed-out request), so one artifact's failure stays its own
-                    from ._tfjs_node import TfjsNodeRunner
+    def new_verdict(record):
+        return ArtifactVerdict(spec.name, framework.value, record.target, record.mode, record.route,
+                               Status.UNSUPPORTED, path=record.path, size_bytes=record.size_bytes,
+                               metric=spec.metric.name, reference_metric=reference.value,
+                               budget=asdict(spec.budget(record.mode)))
 
-                    tfjs_runner = stack.enter_context(TfjsNodeRunner(backend=tfjs_backend))
-                predictor = _predictor(spec, record, root, tfjs_runner, num_threads)
-                verdict.runtime = predictor.runtime
-                artifact_probe = predictor(probes)
-                artifact_test = test_outputs(spec, predictor, data, decode=predictor.decode)
-                artifact_eval = score(spec, artifact_test, data, predictor, judge)
-                verdict.latency_ms = round(predictor.latency_ms(latency_example), 4)
-            except (EdgeproofError, ValueError, RuntimeError, OSError) as err:  # unrunnable artifact: a failed verdict
-                verdict.status = Status.FAIL
-                verdict.reason = f"could not run in its runtime: {type(err).__name__}: {str(err).splitlines()[0][:300]}"
-                verdict.verify_seconds = round(time.perf_counter() - start, 2)
-                say(f"   {key}: FAIL ({verdict.reason})", flush=True)
-                continue
-            verdict.probe = compare(spec.task, reference_probe, artifact_probe)
-            verdict.artifact_metric = float(artifact_eval[spec.metric.name])
-            verdict.metric_drop = metric_drop(spec.metric, reference.value, verdict.artifact_metric)
-            if not np.isfinite(verdict.metric_drop):  # NaN outputs give a NaN metric: as bad as it gets
-                verdict.metric_drop = float("inf")
-            verdict.test_examples = data.n_test
-            verdict.test_agreement = _test_agreement(spec, reference_test, artifact_test)
-            verdict.details = {k: v for k, v in artifact_eval.items() if k != spec.metric.name}
-            if spec.task is Task.TRANSLATION:
-                verdict.details["identical_translations"] = float(np.mean(np.all(reference_test == artifact_test, axis=1)))
-            failures = check_budget(key, spec.outputs[0].name, spec.budget(record.mode), verdict.probe,
-                                    verdict.metric_drop, verdict.test_agreement)
-            verdict.failures = [Failure.of(e) for e in failures]
-            verdict.status = Status.FAIL if failures else Status.PASS
-            verdict.verify_seconds = round(time.perf_counter() - start, 2)
-            result.probe_outputs[record.key] = (np.asarray(reference_probe), np.asarray(artifact_probe))
-            say(f"   {key}: {verdict.summary()} ({spec.metric.name} {verdict.artifact_metric:.4g} vs "
-                f"{reference.value:.4g}, max error {verdict.probe['max_abs_error'] or float('nan'):.2g}, "
-                f"{verdict.verify_seconds:.1f} s, {verdict.runtime})", flush=True)
+    def run(predictor):
+        artifact_probe = predictor(probes)
+        artifact_test = test_outputs(spec, predictor, data, decode=predictor.decode)
+        artifact_eval = score(spec, artifact_test, data, predictor, judge)
+        return artifact_probe, artifact_test, artifact_eval, round(predictor.latency_ms(latency_example), 4)
 
+    def judge_artifact(verdict, record, outputs) -> str:
+        artifact_probe, artifact_test, artifact_eval, verdict.latency_ms = outputs
+        verdict.probe = compare(spec.task, reference_probe, artifact_probe)
+        verdict.artifact_metric = float(artifact_eval[spec.metric.name])
+        verdict.metric_drop = metric_drop(spec.metric, reference.value, verdict.artifact_metric)
+        if not np.isfinite(verdict.metric_drop):  # NaN outputs give a NaN metric: as bad as it gets
+            verdict.metric_drop = float("inf")
+        verdict.test_examples = data.n_test
+        verdict.test_agreement = _test_agreement(spec, reference_test, artifact_test)
+        verdict.details = {k: v for k, v in artifact_eval.items() if k != spec.metric.name}
+        if spec.task is Task.TRANSLATION:
+            verdict.details["identical_translations"] = float(np.mean(np.all(reference_test == artifact_test, axis=1)))
+        failures = check_budget(verdict.key, spec.outputs[0].name, spec.budget(record.mode), verdict.probe,
+                                verdict.metric_drop, verdict.test_agreement)
+        verdict.failures = [Failure.of(e) for e in failures]
+        verdict.status = Status.FAIL if failures else Status.PASS
+        result.probe_outputs[record.key] = (np.asarray(reference_probe), np.asarray(artifact_probe))
+        return (f"{spec.metric.name} {verdict.artifact_metric:.4g} vs {reference.value:.4g}, "
+                f"max error {verdict.probe['max_abs_error'] or float('nan'):.2g}")
+
+    result.verdicts = verify_each(
+        records, root, new_verdict=new_verdict,
+        predictor=lambda record, tfjs_runner: _predictor(spec, record, root, tfjs_runner, num_threads),
+        run=run, judge=judge_artifact, tfjs_backend=tfjs_backend, say=say)
     _write_parity(root, result)
     return result
 

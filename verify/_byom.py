@@ -5,22 +5,19 @@ checked per output. With labels the first output is also scored (accuracy or mse
 agreement for accuracy); without, the verdict is numeric parity only and says so."""
 from __future__ import annotations
 
-import contextlib
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-from edgeproof._quant import QuantMode, Target
 from edgeproof._spec import ModelSpec
 from edgeproof.convert._artifact import ArtifactRecord
 from edgeproof.convert._byom_spec import NO_LABELS, decisions, score, static_batch
-from edgeproof.errors import EdgeproofError
 from edgeproof.runtime._signature import bind, from_artifact, to_artifact
 
-from ._api import ModelVerification, Reference, _write_parity, artifact_files
+from ._api import ModelVerification, Reference, _write_parity
+from ._loop import select_records, verify_each
 from ._measures import compare
 from ._runners import TFLitePredictor, canonical
 from ._verdict import ArtifactVerdict, Failure, Status, check_budget, metric_drop
@@ -79,10 +76,7 @@ def verify_user_model(spec: ModelSpec, source: str, root: Path, records: list[Ar
                       tfjs_backend: str = "wasm", progress: bool = True) -> ModelVerification:
     """Verify the user model's artifacts in `root` (its conversion.json records); write parity.json."""
     say = print if progress else (lambda *a, **k: None)
-    wanted_targets = None if targets is None else {Target(t).value for t in targets}
-    wanted_modes = None if modes is None else {QuantMode(m).value for m in modes}
-    records = [r for r in records if (wanted_targets is None or r.target in wanted_targets)
-               and (wanted_modes is None or r.mode in wanted_modes)]
+    records = select_records(records, targets, modes)
     metric = spec.metric.name
     first = spec.outputs[0].name
     n = len(next(iter(inputs.values())))
@@ -98,74 +92,56 @@ def verify_user_model(spec: ModelSpec, source: str, root: Path, records: list[Ar
     result = ModelVerification(ref)
     latency_example = {k: v[:static_batch(spec.inputs) or 1] for k, v in probes.items()}
 
-    with contextlib.ExitStack() as stack:
-        node = None
-        for record in records:
-            key = f"{spec.name}/{source}/{record.key}"
-            verdict = ArtifactVerdict(spec.name, source, record.target, record.mode, record.route, Status.UNSUPPORTED,
-                                      path=record.path, size_bytes=record.size_bytes, metric=metric,
-                                      reference_metric=reference_value, budget=asdict(spec.budget(record.mode)))
-            if reference_value is None:
-                verdict.details["parity"] = NO_LABELS
-            result.verdicts.append(verdict)
-            if record.status != "ok":
-                verdict.reason = record.reason or "not converted"
-                say(f"   {record.key}: unsupported: {verdict.reason}", flush=True)
-                continue
-            start = time.perf_counter()
-            verdict.files = artifact_files(root, record.path)
-            try:
-                if record.target == Target.TFJS.value:
-                    if node is None or not node.alive:  # replaced after a timeout killed it, as in verify()
-                        from ._tfjs_node import TfjsNodeRunner
+    def new_verdict(record):
+        verdict = ArtifactVerdict(spec.name, source, record.target, record.mode, record.route, Status.UNSUPPORTED,
+                                  path=record.path, size_bytes=record.size_bytes, metric=metric,
+                                  reference_metric=reference_value, budget=asdict(spec.budget(record.mode)))
+        if reference_value is None:
+            verdict.details["parity"] = NO_LABELS
+        return verdict
 
-                        node = stack.enter_context(TfjsNodeRunner(backend=tfjs_backend))
-                    predictor = _TfjsAll(spec, record, root, node)
-                else:
-                    predictor = _TfliteAll(spec, record, root)
-                verdict.runtime = predictor.runtime
-                artifact_probe = batched(predictor, probes, step)
-                artifact_all = batched(predictor, inputs, step)
-                verdict.latency_ms = round(predictor.latency_ms(latency_example), 4)
-            except (EdgeproofError, ValueError, RuntimeError, OSError) as err:  # unrunnable: a failed verdict
-                verdict.status = Status.FAIL
-                verdict.reason = f"could not run in its runtime: {type(err).__name__}: {str(err).splitlines()[0][:300]}"
-                verdict.verify_seconds = round(time.perf_counter() - start, 2)
-                say(f"   {record.key}: FAIL ({verdict.reason})", flush=True)
-                continue
-            per_output = {t.name: compare(spec.task, reference_probe[t.name], artifact_probe[t.name])
-                          for t in spec.outputs}
-            verdict.probe = _worst(per_output)
-            verdict.test_examples = n
-            if reference_value is not None:
-                verdict.artifact_metric = score(metric, artifact_all[first], labels, threshold)
-                verdict.metric_drop = metric_drop(spec.metric, reference_value, verdict.artifact_metric)
-                if not np.isfinite(verdict.metric_drop):
-                    verdict.metric_drop = float("inf")
-                if metric == "accuracy":
-                    verdict.test_agreement = float(np.mean(decisions(reference_all[first], threshold)
-                                                           == decisions(artifact_all[first], threshold)))
-            verdict.details["per_output"] = per_output
-            verdict.details["sample_max_abs_error"] = {
-                t.name: float(np.max(np.abs(reference_all[t.name].astype(np.float64)
-                                            - artifact_all[t.name].astype(np.float64)))) for t in spec.outputs}
-            failures = []
-            for i, t in enumerate(spec.outputs):
-                failures += check_budget(key, t.name, spec.budget(record.mode), per_output[t.name],
-                                         verdict.metric_drop if i == 0 else None,
-                                         verdict.test_agreement if i == 0 else None)
-            verdict.failures = [Failure.of(e) for e in failures]
-            if len(spec.outputs) > 1:  # say which output broke its budget (the summary shows measures only)
-                verdict.failures = [Failure(f.output, f"{f.output}: {f.measure}", f.measured, f.limit)
-                                    for f in verdict.failures]
-            verdict.status = Status.FAIL if failures else Status.PASS
-            verdict.verify_seconds = round(time.perf_counter() - start, 2)
-            result.probe_outputs[record.key] = (np.concatenate([np.ravel(reference_probe[t.name]) for t in spec.outputs]),
-                                                np.concatenate([np.ravel(artifact_probe[t.name]) for t in spec.outputs]))
-            measured = (f"{metric} {verdict.artifact_metric:.4g} vs {reference_value:.4g}, "
-                        if reference_value is not None else f"{NO_LABELS}, ")
-            say(f"   {record.key}: {verdict.summary()} ({measured}max error "
-                f"{verdict.probe['max_abs_error'] or float('nan'):.2g}, {verdict.verify_seconds:.1f} s, "
-                f"{verdict.runtime})", flush=True)
+    def predictor(record, node):
+        return _TfjsAll(spec, record, root, node) if node is not None else _TfliteAll(spec, record, root)
+
+    def run(predictor):
+        return (batched(predictor, probes, step), batched(predictor, inputs, step),
+                round(predictor.latency_ms(latency_example), 4))
+
+    def judge(verdict, record, outputs) -> str:
+        artifact_probe, artifact_all, verdict.latency_ms = outputs
+        per_output = {t.name: compare(spec.task, reference_probe[t.name], artifact_probe[t.name])
+                      for t in spec.outputs}
+        verdict.probe = _worst(per_output)
+        verdict.test_examples = n
+        if reference_value is not None:
+            verdict.artifact_metric = score(metric, artifact_all[first], labels, threshold)
+            verdict.metric_drop = metric_drop(spec.metric, reference_value, verdict.artifact_metric)
+            if not np.isfinite(verdict.metric_drop):
+                verdict.metric_drop = float("inf")
+            if metric == "accuracy":
+                verdict.test_agreement = float(np.mean(decisions(reference_all[first], threshold)
+                                                       == decisions(artifact_all[first], threshold)))
+        verdict.details["per_output"] = per_output
+        verdict.details["sample_max_abs_error"] = {
+            t.name: float(np.max(np.abs(reference_all[t.name].astype(np.float64)
+                                        - artifact_all[t.name].astype(np.float64)))) for t in spec.outputs}
+        failures = []
+        for i, t in enumerate(spec.outputs):
+            failures += check_budget(verdict.key, t.name, spec.budget(record.mode), per_output[t.name],
+                                     verdict.metric_drop if i == 0 else None,
+                                     verdict.test_agreement if i == 0 else None)
+        verdict.failures = [Failure.of(e) for e in failures]
+        if len(spec.outputs) > 1:  # say which output broke its budget (the summary shows measures only)
+            verdict.failures = [Failure(f.output, f"{f.output}: {f.measure}", f.measured, f.limit)
+                                for f in verdict.failures]
+        verdict.status = Status.FAIL if failures else Status.PASS
+        result.probe_outputs[record.key] = (np.concatenate([np.ravel(reference_probe[t.name]) for t in spec.outputs]),
+                                            np.concatenate([np.ravel(artifact_probe[t.name]) for t in spec.outputs]))
+        measured = (f"{metric} {verdict.artifact_metric:.4g} vs {reference_value:.4g}"
+                    if reference_value is not None else NO_LABELS)
+        return f"{measured}, max error {verdict.probe['max_abs_error'] or float('nan'):.2g}"
+
+    result.verdicts = verify_each(records, root, new_verdict=new_verdict, predictor=predictor, run=run, judge=judge,
+                                  tfjs_backend=tfjs_backend, say=say)
     _write_parity(root, result)
     return result
