@@ -138,10 +138,10 @@ def run_verify(args: argparse.Namespace, user_models: bool = True) -> int:
     user = [u for u in user if user_models and (not args.framework or u[1] in args.framework)]
     if not pairs and not user:
         raise EdgeproofError(f"nothing to verify under {args.artifacts}: run `edgeproof convert` first")
-    from edgeproof.verify._parallel import VerifyOptions, as_tuple, verify_pairs
+    from edgeproof.verify._parallel import VerifyOptions, verify_pairs
 
-    options = VerifyOptions(str(args.artifacts), targets=as_tuple(_csv(getattr(args, "targets", None))),
-                            modes=as_tuple(_csv(getattr(args, "modes", None))),
+    options = VerifyOptions(str(args.artifacts), targets=_csv(getattr(args, "targets", None)),
+                            modes=_csv(getattr(args, "modes", None)),
                             data_dir=getattr(args, "data_dir", None),
                             tfjs_backend=getattr(args, "tfjs_backend", "wasm"))
     verdicts = []

@@ -14,7 +14,6 @@ from edgeproof._quant import Target, all_configs
 from edgeproof._registry import get_spec
 from edgeproof._spec import Framework, ModelSpec, Task
 from edgeproof.errors import EdgeproofError
-from edgeproof.runtime._manifest import sha256_of
 
 from ._loop import select_records, verify_each
 from ._measures import agreement, compare
@@ -47,13 +46,6 @@ class ModelVerification:
     verdicts: list[ArtifactVerdict] = field(default_factory=list)
     # For plots: per artifact key, (reference probe outputs, artifact probe outputs).
     probe_outputs: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
-
-
-def artifact_files(root: Path, rel: str) -> dict[str, str]:
-    """Every file an artifact consists of (a .tflite, or a TF.js model.json and its shards) -> sha256."""
-    path = Path(root) / rel
-    paths = [path] if path.suffix == ".tflite" else sorted(p for p in path.parent.iterdir() if p.is_file())
-    return {str(p.relative_to(root)): sha256_of(p) for p in paths if p.exists()}
 
 
 def _test_agreement(spec: ModelSpec, reference: np.ndarray, artifact: np.ndarray) -> Optional[float]:

@@ -21,7 +21,8 @@ from edgeproof.errors import DeployRefusedError, UnknownModelError
 
 from edgeproof.runtime._manifest import sha256_of
 
-from ._api import artifact_files, load_verdicts
+from ._api import load_verdicts
+from ._files import artifact_files
 from ._verdict import ArtifactVerdict, Status
 
 MANIFEST = "manifest.json"

@@ -13,6 +13,7 @@ from edgeproof._quant import QuantMode, Target
 from edgeproof.convert._artifact import ArtifactRecord
 from edgeproof.errors import EdgeproofError
 
+from ._files import artifact_files
 from ._verdict import ArtifactVerdict, Status
 
 Say = Callable[..., None]
@@ -40,8 +41,6 @@ def verify_each(records: list[ArtifactRecord], root: Path, *, new_verdict: Calla
       run in its runtime".
     judge(verdict, record, outputs): fills in the measures, failures and status; returns the words
       that go in the printed line after the verdict (e.g. "accuracy 98.6 vs 98.6, max error 2e-07")."""
-    from ._api import artifact_files
-
     verdicts = []
     with contextlib.ExitStack() as stack:
         tfjs_runner = None

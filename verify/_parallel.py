@@ -6,19 +6,18 @@ thread, take about half the time of one after the other with two threads. Each w
 (spawned) process whose TensorFlow, PyTorch and TFLite thread pools are sized before they start."""
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import Iterable, Optional
+from typing import Optional, Sequence
 
 from edgeproof._registry import get_spec
 from edgeproof._spec import Framework, Task
 from edgeproof.errors import EdgeproofError
 
-from ._api import PARITY_JSON, ModelVerification, verify
+from ._api import ModelVerification, load_verdicts, verify
 
 # With no earlier parity.json to go by, the slowest kinds of model start first so that the tail,
 # when one worker idles while the other finishes, is a short job.
@@ -29,8 +28,8 @@ _TASK_COST_RANK = {Task.TRANSLATION: 0, Task.BINARY_CLASSIFICATION: 1, Task.CLAS
 @dataclass(frozen=True)
 class VerifyOptions:
     artifacts: str
-    targets: Optional[tuple[str, ...]] = None
-    modes: Optional[tuple[str, ...]] = None
+    targets: Optional[Sequence[str]] = None
+    modes: Optional[Sequence[str]] = None
     data_dir: Optional[str] = None
     tfjs_backend: str = "wasm"
 
@@ -93,13 +92,10 @@ def _expected_cost(pair: tuple[str, Framework], artifacts: str) -> tuple[float, 
     from edgeproof.train import model_dir
 
     name, framework = pair
-    path = model_dir(artifacts, name, framework) / PARITY_JSON
     try:
-        seconds = sum(a.get("verify_seconds") or 0.0 for a in json.loads(path.read_text())["artifacts"])
-    except (OSError, ValueError, KeyError, TypeError):
+        _, verdicts = load_verdicts(model_dir(artifacts, name, framework))
+        seconds = sum(v.verify_seconds or 0.0 for v in verdicts)
+    except (OSError, ValueError, KeyError, TypeError):  # an unreadable parity.json only loses the hint
         seconds = 0.0
     return (-seconds, _TASK_COST_RANK.get(get_spec(name).task, len(_TASK_COST_RANK)))
 
-
-def as_tuple(values: Optional[Iterable[str]]) -> Optional[tuple[str, ...]]:
-    return None if values is None else tuple(values)
