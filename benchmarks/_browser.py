@@ -10,14 +10,10 @@ SwiftShader (software GL) when that starts, and is reported as such.
 """
 from __future__ import annotations
 
-import contextlib
-import functools
-import http.server
 import shutil
 import tempfile
-import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -37,10 +33,6 @@ TFJS_FILES = (("@tensorflow/tfjs/dist", "tf.min.js"), ("@tensorflow/tfjs-backend
               ("@tensorflow/tfjs-backend-wasm/dist", "tfjs-backend-wasm-simd.wasm"),
               ("@tensorflow/tfjs-backend-wasm/dist", "tfjs-backend-wasm-threaded-simd.wasm"))
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
-MIME = {".wasm": "application/wasm", ".js": "text/javascript", ".mjs": "text/javascript",
-        ".json": "application/json", ".bin": "application/octet-stream", ".onnx": "application/octet-stream",
-        ".html": "text/html"}
-
 
 def _package_version(name: str) -> Optional[str]:
     import json
@@ -81,30 +73,11 @@ def _build_site(site: Path, group_list: Sequence[Group]) -> None:
             shutil.copy2(group.onnx, dest)
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME}
+def _serve(folder: Path):
+    """The project's one local server: cross-origin isolated, so wasm threads are available."""
+    from edgeproof.deploy._server import serving
 
-    def end_headers(self) -> None:
-        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-        self.send_header("Cache-Control", "no-store")
-        super().end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _serve(folder: Path) -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(folder)))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serving(folder)
 
 
 def _tfjs_inputs(bundle, spec) -> list[dict[str, Any]]:

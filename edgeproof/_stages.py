@@ -129,7 +129,7 @@ def run_verify(args: argparse.Namespace, user_models: bool = True) -> int:
     artifact failed."""
     from edgeproof.errors import EdgeproofError
     from edgeproof.verify import Status
-    from edgeproof.verify._deploy import _split_models
+    from edgeproof.deploy._gate import _split_models
     from edgeproof.verify._report import write_report
     from edgeproof.verify._plots import error_distribution, outputs_scatter
 
@@ -191,7 +191,7 @@ def _verify_user_models(args: argparse.Namespace, user: list) -> list:
 
 
 def run_deploy(args: argparse.Namespace) -> int:
-    from edgeproof.verify._deploy import deploy
+    from edgeproof.deploy._gate import deploy
 
     result = deploy(args.target, artifacts=args.artifacts, out=args.out, models=args.model,
                     frameworks=args.framework, modes=_csv(getattr(args, "modes", None)),
@@ -203,7 +203,7 @@ def run_deploy(args: argparse.Namespace) -> int:
 
 def pipeline_deploy(args: argparse.Namespace) -> None:
     """The pipeline deploys every passing artifact to every target."""
-    from edgeproof.verify._deploy import DeployTarget, deploy
+    from edgeproof.deploy._gate import DeployTarget, deploy
 
     for target in DeployTarget:
         result = deploy(target, artifacts=args.artifacts, models=args.model, frameworks=args.framework,

@@ -105,7 +105,7 @@ def _bench(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from edgeproof.verify._site import serve
+    from edgeproof.deploy._site import serve
 
     site = Path(args.site)
     if not (site / "index.html").is_file():

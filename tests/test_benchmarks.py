@@ -188,7 +188,7 @@ def test_macs_of_a_known_conv_dense_model_equal_the_hand_count(tmp_path):
 def small_artifacts(fast_verified, tmp_path_factory):
     """linreg (both frameworks) from the verified fast artifacts, deployed to pi and web."""
     from edgeproof.train import model_dir
-    from edgeproof.verify._deploy import deploy
+    from edgeproof.deploy._gate import deploy
 
     artifacts, _ = fast_verified
     dest = tmp_path_factory.mktemp("bench") / "artifacts"

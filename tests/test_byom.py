@@ -72,7 +72,7 @@ def work(tmp_path_factory):
 def keras_two(work):
     """Keras functional model, two inputs and two outputs, labels: converted, verified, deployed (pi, web)."""
     from edgeproof.convert import convert_user_model
-    from edgeproof.verify._deploy import deploy
+    from edgeproof.deploy._gate import deploy
 
     model = two_input_keras(work / "two_input.keras")
     sample = two_input_sample(model, 48)
@@ -198,7 +198,7 @@ def test_resnet_block_nchw_onnx_becomes_nhwc_and_the_runtime_takes_nchw(resnet_o
     import torch
 
     from edgeproof.runtime import Model
-    from edgeproof.verify._deploy import deploy
+    from edgeproof.deploy._gate import deploy
 
     block, x, result = resnet_onnx
     assert [t.name for t in result.spec.inputs] == ["input_1"]  # `input.1` renamed: onnx-tf breaks on dots

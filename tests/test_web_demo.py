@@ -77,8 +77,8 @@ class Demo:
 
 @pytest.fixture(scope="module")
 def demo(fast_verified, tmp_path_factory):
-    from edgeproof.verify._deploy import deploy
-    from edgeproof.verify._site import build_site
+    from edgeproof.deploy._gate import deploy
+    from edgeproof.deploy._site import build_site
 
     artifacts, _ = fast_verified
     site = tmp_path_factory.mktemp("web-demo") / "web"
@@ -388,7 +388,7 @@ def test_build_site_needs_node_modules_and_serve_sends_mime_types(demo, tmp_path
     import urllib.request
 
     from edgeproof.errors import EdgeproofError
-    from edgeproof.verify._site import WEB_DEMO, build_site, make_server
+    from edgeproof.deploy._site import WEB_DEMO, build_site, make_server
 
     fake_demo = tmp_path / "web_demo"
     shutil.copytree(WEB_DEMO, fake_demo, ignore=shutil.ignore_patterns("node_modules"))

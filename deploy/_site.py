@@ -6,14 +6,14 @@ builds are copied from web_demo/node_modules into `out/vendor/` (no CDN). `serve
 """
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 from pathlib import Path
 from typing import Optional
 
 from edgeproof._atomic import write_bytes_atomic
 from edgeproof.errors import EdgeproofError
+
+from . import _server
 
 __all__ = ["SiteError", "VENDOR_FILES", "WEB_DEMO", "build_site", "make_server", "serve"]
 
@@ -31,17 +31,6 @@ VENDOR_FILES = (
     ("tfjs-backend-wasm", "tfjs-backend-wasm-threaded-simd.wasm"),
 )
 
-MIME_TYPES = {
-    ".wasm": "application/wasm",
-    ".js": "text/javascript",
-    ".mjs": "text/javascript",
-    ".json": "application/json",
-    ".css": "text/css",
-    ".html": "text/html",
-    ".bin": "application/octet-stream",
-    ".png": "image/png",
-    ".svg": "image/svg+xml",
-}
 
 
 class SiteError(EdgeproofError):
@@ -103,48 +92,18 @@ def build_site(out: Path | str, demo: Optional[Path | str] = None) -> Path:
     return out
 
 
-class _SiteHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
-
-    def end_headers(self) -> None:
-        self.send_header("Cache-Control", "no-cache")  # a rebuilt site is picked up on reload
-        super().end_headers()
-
-    def log_message(self, fmt: str, *args) -> None:
-        pass
-
-
-class _SiteServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:
-        import sys
-
-        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            return  # the browser cancelled a request (page reload, navigation): not an error
-        super().handle_error(request, client_address)
-
-
-def make_server(site: Path | str, port: int = 8000) -> http.server.ThreadingHTTPServer:
-    """A server for `site` bound to 127.0.0.1:`port` (0 picks a free port); the caller runs it."""
+def _check_site(site: Path | str) -> Path:
     site = Path(site)
     if not (site / "index.html").is_file():
         raise SiteError(f"{site} is not a demo site (no index.html): run `edgeproof deploy --target web` first")
-    handler = functools.partial(_SiteHandler, directory=str(site))
-    try:
-        return _SiteServer(("127.0.0.1", port), handler)
-    except OSError as err:
-        raise SiteError(f"cannot listen on 127.0.0.1:{port} ({err.strerror}): pick another port") from None
+    return site
+
+
+def make_server(site: Path | str, port: int = 8000):
+    """A server for the demo `site` bound to 127.0.0.1:`port` (0 picks a free port); the caller runs it."""
+    return _server.make_server(_check_site(site), port)
 
 
 def serve(site: Path | str, port: int = 8000) -> None:
     """Serve the demo site on 127.0.0.1 until Ctrl-C."""
-    server = make_server(site, port)
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-    print(f"Serving {Path(site).resolve()} at {url} (Ctrl-C stops)", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("stopped", flush=True)
-    finally:
-        server.server_close()
+    _server.serve_forever(_check_site(site), port)

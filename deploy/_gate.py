@@ -21,9 +21,9 @@ from edgeproof.errors import DeployRefusedError, UnknownModelError
 
 from edgeproof.runtime._manifest import sha256_of
 
-from ._api import load_verdicts
-from ._files import artifact_files
-from ._verdict import ArtifactVerdict, Status
+from edgeproof.verify._api import load_verdicts
+from edgeproof.verify._files import artifact_files
+from edgeproof.verify._verdict import ArtifactVerdict, Status
 
 MANIFEST = "manifest.json"
 BUNDLE_FORMAT = "edgeproof-bundle"
@@ -94,7 +94,7 @@ def build_manifest(spec: ModelSpec, record, verdict: ArtifactVerdict, checkpoint
     from edgeproof import __version__
     from edgeproof.runtime._signature import bind
 
-    from ._runners import canonical
+    from edgeproof.verify._runners import canonical
 
     ins, outs = canonical(spec)
     pre = checkpoint_meta.get("preprocessing", {})
