@@ -19,7 +19,7 @@ class Task(str, Enum):
     BINARY_CLASSIFICATION = "binary_classification"
     GENERATION = "generation"
     TRANSLATION = "translation"
-    CUSTOM = "custom"  # a user's own model (bring your own model): raw tensors in, raw tensors out
+    CUSTOM = "custom"  # raw tensors in, raw tensors out (most users' own models)
 
 
 class Framework(str, Enum):
@@ -121,27 +121,82 @@ class Profile:
 PROFILE_NAMES = ("fast", "default", "full")
 
 
+class Decision(str, Enum):
+    """How an output becomes a decision (for accuracy and top-1 agreement)."""
+
+    ARGMAX = "argmax"  # class scores: the largest one
+    THRESHOLD = "threshold"  # one score: above `threshold` or not
+    AUTO = "auto"  # argmax for several scores, threshold for one (users' classifiers)
+    NONE = "none"  # no decision (regression, generation, raw tensors)
+
+
+_TASK_DECISIONS = {"classification": Decision.ARGMAX, "translation": Decision.ARGMAX,
+                   "binary_classification": Decision.THRESHOLD}
+
+
 @dataclass(frozen=True)
-class ModelSpec:
-    """One model of the zoo. Registered once; everything else looks it up by name."""
+class ModelContract:
+    """What every model has, wherever it came from (a zoo checkpoint, a Keras/ONNX/PyTorch file): its
+    tensors and their layouts, its metric, the precisions it may take and the budgets they are judged by.
+    Every stage after the Source (convert, verify, report, deploy, the runtime) reads only this."""
 
     name: str
     task: Task
-    dataset: str
     description: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     metric: Metric
-    profiles: Mapping[str, Profile]
-    quality_bar: str
     modes: Mapping[Target, tuple[QuantMode, ...]] = field(default_factory=lambda: dict(TARGET_MODES))
     budgets: Mapping[QuantMode, ParityBudget] = field(default_factory=lambda: dict(DEFAULT_BUDGETS))
+    probe_count: int = 16
+    probe_fn: Optional[Callable[[int, np.random.Generator], dict[str, np.ndarray]]] = None
+    # Batch size of the deployed graphs; None keeps it dynamic. Recurrent models need a static one
+    # for TFLite to fuse the LSTM into a builtin op instead of needing Flex tensor-list ops.
+    export_batch_size: Optional[int] = None
+    # How outputs become decisions; None: from the task (users' classifiers: AUTO with `threshold`).
+    decision: Optional[Decision] = None
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        for target, modes in self.modes.items():
+            bad = [m for m in modes if m not in TARGET_MODES[Target(target)]]
+            if bad:
+                raise ValueError(f"model {self.name!r}: modes {bad} do not exist for target {target}")
+        for modes in self.modes.values():
+            for m in modes:
+                if m not in self.budgets:
+                    raise ValueError(f"model {self.name!r}: no parity budget for mode {m.value!r}")
+
+    @property
+    def decision_rule(self) -> Decision:
+        if self.decision is not None:
+            return self.decision
+        return _TASK_DECISIONS.get(self.task.value, Decision.NONE)
+
+    def budget(self, mode: QuantMode | str) -> ParityBudget:
+        return self.budgets[QuantMode(mode)]
+
+    def probe_inputs(self, seed: int = 0, n: Optional[int] = None) -> dict[str, np.ndarray]:
+        """Fixed, seeded probe inputs in the canonical layout: the same arrays on every machine."""
+        n = self.probe_count if n is None else n
+        rng = np.random.default_rng(seed)
+        if self.probe_fn is not None:
+            return self.probe_fn(n, rng)
+        return {t.name: t.sample(n, rng) for t in self.inputs}
+
+
+@dataclass(frozen=True)
+class ModelSpec(ModelContract):
+    """A model of the zoo: its contract plus the recipe only the zoo has (dataset, profiles, builders,
+    quality bar). Registered once; everything else looks it up by name."""
+
+    dataset: str = ""
+    profiles: Mapping[str, Profile] = field(default_factory=dict)
+    quality_bar: str = ""
     # Per-framework input layout when it differs from the canonical one (PyTorch images are NCHW).
     torch_layout: Optional[Layout] = None
     # Constructor arguments shared by the Keras and PyTorch builders (the checkpoint stores them).
     architecture: Mapping[str, Any] = field(default_factory=dict)
-    probe_count: int = 16
-    probe_fn: Optional[Callable[[int, np.random.Generator], dict[str, np.ndarray]]] = None
     # Framework -> builder(**architecture) returning an untrained model. Builders import TF / torch
     # lazily, so the registry stays light.
     builders: Mapping[Framework, Callable[..., Any]] = field(default_factory=dict)
@@ -152,22 +207,14 @@ class ModelSpec:
     quality_check: Optional[Callable[[Mapping[str, Any]], bool]] = None
     # Models that must be trained first (the GAN is judged by mnist_cnn).
     requires: tuple[str, ...] = ()
-    # Batch size of the deployed graphs; None keeps it dynamic. Recurrent models need a static one
-    # for TFLite to fuse the LSTM into a builtin op instead of needing Flex tensor-list ops.
-    export_batch_size: Optional[int] = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.dataset:
+            raise ValueError(f"model {self.name!r}: a zoo model names its dataset")
         missing = [p for p in PROFILE_NAMES if p not in self.profiles]
         if missing:
             raise ValueError(f"model {self.name!r}: profiles {missing} are missing")
-        for target, modes in self.modes.items():
-            bad = [m for m in modes if m not in TARGET_MODES[Target(target)]]
-            if bad:
-                raise ValueError(f"model {self.name!r}: modes {bad} do not exist for target {target}")
-        for modes in self.modes.values():
-            for m in modes:
-                if m not in self.budgets:
-                    raise ValueError(f"model {self.name!r}: no parity budget for mode {m.value!r}")
 
     def input_signature(self, framework: Framework | str) -> tuple[TensorSpec, ...]:
         """Inputs as the given framework's model takes them."""
@@ -186,14 +233,3 @@ class ModelSpec:
             return self.profiles[name]
         except KeyError:
             raise ValueError(f"unknown profile {name!r}; choose one of {list(PROFILE_NAMES)}") from None
-
-    def budget(self, mode: QuantMode | str) -> ParityBudget:
-        return self.budgets[QuantMode(mode)]
-
-    def probe_inputs(self, seed: int = 0, n: Optional[int] = None) -> dict[str, np.ndarray]:
-        """Fixed, seeded probe inputs in the canonical layout: the same arrays on every machine."""
-        n = self.probe_count if n is None else n
-        rng = np.random.default_rng(seed)
-        if self.probe_fn is not None:
-            return self.probe_fn(n, rng)
-        return {t.name: t.sample(n, rng) for t in self.inputs}

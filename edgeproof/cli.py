@@ -4,145 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
 from ._quant import QuantMode, Target
 from ._registry import model_names
 from ._spec import PROFILE_NAMES, Framework
 from .errors import EdgeproofError
+from .pipeline import STAGES as PIPELINE_STAGES  # noqa: F401 - the main job's stages, in order
 
-PIPELINE_STAGES = ("train", "convert", "verify", "deploy")
-BYOM_SOURCES = ("keras", "onnx", "torch")  # `convert` options that take a user's own model
-
-
-def _train(args: argparse.Namespace) -> int:
-    from ._stages import run_train
-
-    return run_train(args)
-
-
-def _pipeline_train(args: argparse.Namespace) -> int:
-    from ._stages import pipeline_train
-
-    pipeline_train(args)
-    return 0
-
-
-def _convert(args: argparse.Namespace) -> int:
-    sources = [o for o in BYOM_SOURCES if getattr(args, o, None)]
-    if sources:  # bring your own model: --keras / --onnx / --torch
-        if len(sources) > 1:
-            raise ValueError(f"give one model: --{sources[0]} or --{sources[1]}, not both")
-        if args.model or args.framework:
-            raise ValueError(f"--model/--framework name a reference model; with --{sources[0]} use --name")
-        from edgeproof.convert._byom_cli import run_user_convert
-
-        return run_user_convert(args, sources[0])
-    if not args.model or not args.framework:
-        raise ValueError("convert needs --model NAME --framework keras|torch (a reference model), or your own model: "
-                         "--keras PATH, --onnx PATH or --torch module:factory, with --sample-data FILE.npz")
-    byom_only = [f"--{o.replace('_', '-')}" for o in ("weights", "sample_data", "metric", "input_shape", "layout", "name",
-                                                      "keras_custom") if getattr(args, o, None)]
-    if byom_only:
-        raise ValueError(f"{', '.join(byom_only)} go with --keras, --onnx or --torch (your own model)")
-    if args.onnx_backend in (None, "auto"):
-        args.onnx_backend = "onnx2tf"
-    from ._stages import run_convert
-
-    return run_convert(args)
-
-
-def _pipeline_convert(args: argparse.Namespace) -> int:
-    from ._stages import pipeline_convert
-
-    pipeline_convert(args)
-    return 0
-
-
-def _verify(args: argparse.Namespace) -> int:
-    from ._stages import run_verify
-
-    return run_verify(args)
-
-
-def _pipeline_verify(args: argparse.Namespace) -> int:
-    from ._stages import run_verify
-
-    run_verify(args, user_models=False)  # failures are verdicts: the deploy stage refuses those artifacts
-    return 0
-
-
-def _deploy(args: argparse.Namespace) -> int:
-    from ._stages import run_deploy
-
-    return run_deploy(args)
-
-
-def _pipeline_deploy(args: argparse.Namespace) -> int:
-    from ._stages import pipeline_deploy
-
-    pipeline_deploy(args)
-    return 0
-
-
-def _run(args: argparse.Namespace) -> int:
-    from edgeproof.runtime._commands import print_json, run_bundle
-
-    print_json(run_bundle(args.bundle, args.input, interpreter=args.interpreter, output=args.output,
-                          num_threads=args.threads))
-    return 0
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from edgeproof.runtime._commands import bench_bundle, print_json
-
-    if args.runs < 2:
-        raise ValueError("--runs must be at least 2 (percentiles)")
-    print_json(bench_bundle(args.bundle, threads=args.threads, runs=args.runs, interpreter=args.interpreter))
-    return 0
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from edgeproof.deploy._site import serve
-
-    site = Path(args.site)
-    if not (site / "index.html").is_file():
-        raise EdgeproofError(f"{site} is not a demo site (no index.html): build it with `edgeproof deploy --target web`")
-    serve(site, args.port)
-    return 0
-
-
-HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "train": _train, "convert": _convert, "verify": _verify, "deploy": _deploy, "run": _run, "bench": _bench,
-    "serve": _serve}
-# In `pipeline`, a stage runs over every requested model and framework.
-PIPELINE_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    **HANDLERS, "train": _pipeline_train, "convert": _pipeline_convert, "verify": _pipeline_verify,
-    "deploy": _pipeline_deploy}
-
-
-def _pipeline(args: argparse.Namespace) -> int:
-    """The main job: every stage in order, ending with the browser demo site."""
-    import time
-
-    from ._stages import write_pipeline_timing
-
-    start = time.perf_counter()
-    stages: dict[str, float] = {}
-    for stage in PIPELINE_STAGES:
-        print(f"== edgeproof pipeline: {stage} ==", flush=True)
-        stage_start = time.perf_counter()
-        PIPELINE_HANDLERS[stage](args)
-        stages[stage] = time.perf_counter() - stage_start
-        print(f"== {stage} took {stages[stage]:.0f} s ==", flush=True)
-    total = time.perf_counter() - start
-    write_pipeline_timing(args.artifacts, args.profile, stages, total)
-    site = f"{args.artifacts}/deploy/web"
-    print(f"pipeline finished in {total:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in stages.items())}). "
-          f"Open the demo: edgeproof serve --site {site}", flush=True)
-    return 0
 
 
 def _add_model_args(p: argparse.ArgumentParser, multiple: bool = False, required: bool = True) -> None:
@@ -150,8 +19,8 @@ def _add_model_args(p: argparse.ArgumentParser, multiple: bool = False, required
     if multiple:
         p.add_argument("--model", action="append", metavar="NAME",
                        help=f"model to process (repeatable; default: all). Known: {names}")
-        p.add_argument("--framework", action="append", choices=[f.value for f in Framework],
-                       help="source framework (repeatable; default: both)")
+        p.add_argument("--framework", action="append", choices=[f.value for f in Framework] + ["onnx"],
+                       help="source framework, or for your own models their kind (repeatable; default: all)")
     else:
         p.add_argument("--model", required=required, metavar="NAME", help=f"model name. Known: {names}")
         p.add_argument("--framework", required=required, choices=[f.value for f in Framework],
@@ -177,14 +46,7 @@ def _add_training_args(p: argparse.ArgumentParser) -> None:
                    help="folder with local dataset copies (also EDGEPROOF_DATA_DIR); searched before downloading")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="edgeproof",
-        description="Train, convert and quantize models to TFLite and TF.js, prove every artifact "
-                    "against its source model, then deploy it to devices and the browser.")
-    parser.add_argument("--version", action="version", version="edgeproof 0.1.0")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+def _train_command(sub) -> None:
     p = sub.add_parser("train", help="train a reference model in Keras or PyTorch",
                        description="Train one reference model and write its checkpoint, metrics JSON and curve PNG.")
     _add_model_args(p)
@@ -193,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mixed-precision", action="store_true", help="train in mixed precision (GPU only)")
     _add_common(p)
 
+
+def _convert_command(sub) -> None:
     p = sub.add_parser("convert", help="convert a trained checkpoint, or your own model, to TFLite and TF.js",
                        description="Convert a checkpoint produced by `train` in every requested precision; or bring "
                                    "your own Keras, ONNX or PyTorch model (--keras/--onnx/--torch with --sample-data): "
@@ -226,13 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--modes", metavar="LIST",
                    help=f"comma-separated precisions from {[m.value for m in QuantMode]} (default: all the target takes)")
     p.add_argument("--onnx-backend", choices=["auto", "onnx2tf", "onnx-tf"], default=None,
-                   help="ONNX -> TensorFlow converter on the PyTorch/ONNX route (default: onnx2tf for reference models; "
-                        "auto for your own: onnx2tf, then onnx-tf if onnx2tf fails)")
+                   help="ONNX -> TensorFlow converter on the PyTorch/ONNX route (default: auto: onnx2tf, then onnx-tf "
+                        "if onnx2tf fails or its graph computes something else)")
     p.add_argument("--representative-samples", type=int, default=256, metavar="N",
                    help="int8 calibration samples drawn from the training split (default: %(default)s)")
     p.add_argument("--int8-io", action="store_true", help="full-int8 models take and return int8 tensors")
+    p.add_argument("--no-verify", action="store_true",
+                   help="convert only; by default every artifact is then verified against the source model")
     _add_common(p)
 
+
+def _verify_command(sub) -> None:
     p = sub.add_parser("verify", help="prove every artifact against its source model",
                        description="Run each artifact in its own runtime and compare it with the reference "
                                    "model on probe inputs and the test split; write parity.json and a report. "
@@ -249,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_jobs_arg(p)
     _add_common(p)
 
+
+def _deploy_command(sub) -> None:
     p = sub.add_parser("deploy", help="build device or web bundles from passing artifacts only",
                        description="Build bundles (model files + manifest.json) from artifacts whose verdict is pass.")
     p.add_argument("--target", required=True, choices=["web", "pi", "android"], help="where the bundles go")
@@ -259,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also ship artifacts that FAILED their budgets; the reason is written into their manifest")
     _add_common(p)
 
+
+def _pipeline_command(sub) -> None:
     p = sub.add_parser("pipeline", help="run every stage on a configuration: train, convert, verify, deploy",
                        description="The main job: train all models, convert, verify, and build the browser demo.")
     _add_model_args(p, multiple=True)
@@ -266,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_jobs_arg(p)
     _add_common(p)
 
+
+def _run_command(sub) -> None:
     p = sub.add_parser("run", help="run a deployed bundle on an input",
                        description="Load a bundle with the edge runtime (numpy + a TFLite interpreter) and run it.")
     p.add_argument("bundle", metavar="BUNDLE", help="bundle folder (with manifest.json)")
@@ -276,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="PNG", help="GAN: where to write the grid of generated digits")
     p.add_argument("--threads", type=int, metavar="N", help="interpreter threads (default: the interpreter's)")
 
+
+def _bench_command(sub) -> None:
     p = sub.add_parser("bench", help="measure a bundle's load time and latency percentiles",
                        description="Load time, first inference, p50/p90/p99 over repeated runs and peak RSS.")
     p.add_argument("bundle", metavar="BUNDLE", help="bundle folder (with manifest.json)")
@@ -284,16 +160,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interpreter", choices=["auto", "ai_edge_litert", "tflite_runtime", "tensorflow"],
                    default="auto", help="TFLite interpreter to use (default: the first one installed)")
 
+
+def _serve_command(sub) -> None:
     p = sub.add_parser("serve", help="serve the browser demo on 127.0.0.1",
                        description="Serve the static demo site built by `deploy --target web`.")
     p.add_argument("--site", default="artifacts/deploy/web", metavar="DIR", help="site folder (default: %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default: %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgeproof",
+        description="Train, convert and quantize models to TFLite and TF.js, prove every artifact "
+                    "against its source model, then deploy it to devices and the browser.")
+    parser.add_argument("--version", action="version", version="edgeproof 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _train_command(sub)
+    _convert_command(sub)
+    _verify_command(sub)
+    _deploy_command(sub)
+    _pipeline_command(sub)
+    _run_command(sub)
+    _bench_command(sub)
+    _serve_command(sub)
+    from .runtime._commands import add_trust_commands  # issue 19: selftest, verify-bundle, run --self-test/--public-key
+
+    add_trust_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ._cli_commands import HANDLERS
+
     args = build_parser().parse_args(argv)
-    handler = _pipeline if args.command == "pipeline" else HANDLERS[args.command]
+    handler = HANDLERS[args.command]
     try:
         return handler(args)
     except (EdgeproofError, ValueError) as err:

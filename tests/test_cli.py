@@ -79,11 +79,9 @@ def test_pipeline_runs_every_stage_and_ends_with_the_demo_site(tmp_path):
 
 @pytest.mark.stack
 def test_pipeline_skips_models_without_data_and_says_how_to_get_it(tmp_path, monkeypatch, capsys):
-    import argparse
-
     import urllib.request
 
-    from edgeproof import _stages
+    from edgeproof import pipeline
     from edgeproof.train import _data
 
     empty = tmp_path / "no-data"
@@ -95,9 +93,9 @@ def test_pipeline_skips_models_without_data_and_says_how_to_get_it(tmp_path, mon
         raise OSError(f"network unreachable: {url}")
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
-    args = argparse.Namespace(model=["imdb_lstm", "linreg"], framework=["torch"], profile="fast", device="cpu",
-                              data_dir=None, artifacts=str(tmp_path))
-    summary = _stages.pipeline_train(args)
+    options = pipeline.PipelineOptions(models=["imdb_lstm", "linreg"], frameworks=["torch"], profile="fast",
+                                       device="cpu", data_dir=None, artifacts=str(tmp_path))
+    summary = pipeline.train_stage(options)
     assert [r["model"] for r in summary["trained"]] == ["linreg"]
     assert set(summary["skipped"]) == {"imdb_lstm"}
     out = capsys.readouterr().out

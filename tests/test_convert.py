@@ -171,7 +171,7 @@ def test_convert_records_an_unsupported_cell_and_goes_on(converted, monkeypatch,
     """A converter refusal becomes `unsupported: <converter's reason>` for that cell only, and a
     stale artifact of that cell from an earlier run is removed. The refusal is real: full-int8
     calibration fed data of the wrong shape."""
-    from edgeproof.convert import _api
+    from edgeproof.convert import _source_zoo as _api
 
     artifacts = own_copy(converted[0], tmp_path, "linreg", "keras")
     stale = model_dir(artifacts, "linreg", "keras") / "tflite" / "int8.tflite"

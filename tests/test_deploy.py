@@ -11,7 +11,7 @@ import pytest
 from edgeproof.errors import DeployRefusedError
 from edgeproof.train import model_dir
 from edgeproof.verify import Status, load_verdicts
-from edgeproof.deploy._gate import DeployTarget, bundle_name, deploy
+from edgeproof.deploy import DeployTarget, bundle_name, deploy
 
 pytestmark = pytest.mark.stack
 
@@ -127,7 +127,7 @@ def test_an_unverified_model_is_refused_with_the_command_to_run(private):
 
 
 def test_a_crash_while_writing_leaves_nothing_half_written(private, monkeypatch):
-    from edgeproof.deploy import _gate as _deploy
+    from edgeproof.deploy import _bundle as _deploy
 
     out = private / "deploy" / "web"
     calls = {"n": 0}

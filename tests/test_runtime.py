@@ -19,7 +19,7 @@ pytestmark = pytest.mark.stack
 
 @pytest.fixture(scope="module")
 def pi_bundles(fast_verified, tmp_path_factory):
-    from edgeproof.deploy._gate import deploy
+    from edgeproof.deploy import deploy
 
     artifacts, _ = fast_verified
     out = tmp_path_factory.mktemp("pi")
@@ -163,7 +163,7 @@ def test_the_pi_tarball_runs_in_the_runtime_only_environment(pi_bundles, edge_py
 
 
 def test_android_readme_matches_the_manifests(fast_verified, tmp_path):
-    from edgeproof.deploy._gate import deploy
+    from edgeproof.deploy import deploy
 
     artifacts, _ = fast_verified
     result = deploy("android", artifacts=artifacts, out=tmp_path / "android", models=["translator", "mnist_cnn"],

@@ -204,7 +204,7 @@ def test_an_artifact_reading_images_in_the_wrong_layout_is_caught(fast_verified,
     only the comparison with the reference shows that it is wrong."""
     from edgeproof._frameworks import import_tf_keras
     from edgeproof._quant import QuantConfig
-    from edgeproof.convert._saved_model import export_keras_saved_model
+    from edgeproof.convert._saved_model import export_keras
     from edgeproof.convert._tflite import convert_saved_model
     from edgeproof.train import load_checkpoint
 
@@ -216,7 +216,7 @@ def test_an_artifact_reading_images_in_the_wrong_layout_is_caught(fast_verified,
     net = load_checkpoint(root / "checkpoint").model
     image = keras.Input((28, 28, 1), name="image")
     wrong = keras.Model(image, net(keras.layers.Permute((2, 1, 3))(image)))
-    export_keras_saved_model(spec, wrong, tmp_path / "sm")
+    export_keras(wrong, spec.inputs, lambda out: {spec.outputs[0].name: out}, tmp_path / "sm")
     (root / "tflite" / "fp32.tflite").write_bytes(convert_saved_model(tmp_path / "sm", QuantConfig("tflite", "fp32")))
     (v,) = verify("mnist_cnn", "keras", artifacts=dest, targets=["tflite"], modes=["fp32"], progress=False).verdicts
     assert v.status is Status.FAIL
@@ -225,7 +225,7 @@ def test_an_artifact_reading_images_in_the_wrong_layout_is_caught(fast_verified,
 
 
 def test_int8_calibrated_on_garbage_is_caught(fast_verified, tmp_path, monkeypatch):
-    from edgeproof.convert import _api, convert
+    from edgeproof.convert import _source_zoo as _api, convert
 
     artifacts, _ = fast_verified
     dest = copy_model(artifacts, tmp_path, "mnist_cnn", "torch")

@@ -6,7 +6,9 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from edgeproof import _metrics
 from edgeproof._spec import ModelSpec, Task
+from edgeproof._util import batched
 
 from edgeproof.runtime._decode import greedy_decode
 
@@ -15,18 +17,6 @@ from ._taskdata import TaskData
 Predict = Callable[[dict[str, np.ndarray]], np.ndarray]
 Decode = Callable[[np.ndarray, int, int], np.ndarray]  # (source ids, bos, eos) -> generated ids
 CONFIDENCE = 0.9
-
-
-def batched(predict: Predict, inputs: dict[str, np.ndarray], batch_size: int = 256) -> np.ndarray:
-    n = len(next(iter(inputs.values())))
-    return np.concatenate([predict({k: v[i:i + batch_size] for k, v in inputs.items()})
-                           for i in range(0, n, batch_size)])
-
-
-def bleu(hypotheses: list[str], references: list[str]) -> float:
-    import sacrebleu
-
-    return float(sacrebleu.corpus_bleu(hypotheses, [references]).score)
 
 
 def test_outputs(spec: ModelSpec, predict: Predict, data: TaskData, decode: Optional[Decode] = None,
@@ -45,7 +35,7 @@ def score(spec: ModelSpec, outputs: np.ndarray, data: TaskData, predict: Optiona
           judge: Optional[Predict] = None) -> dict[str, Any]:
     """The spec's task metric from test-split outputs, plus task-specific details."""
     if spec.task is Task.REGRESSION:
-        result: dict[str, Any] = {"mse": float(np.mean((outputs - data.y_test) ** 2)),
+        result: dict[str, Any] = {"mse": _metrics.mse(outputs, data.y_test),
                                   "trivial_mse": float(np.mean((data.y_train.mean() - data.y_test) ** 2))}
         (name, x_train), = data.x_train.items()
         if predict is not None and x_train.shape[1:] == (1,):  # 1-D: compare the line with least squares
@@ -56,16 +46,14 @@ def score(spec: ModelSpec, outputs: np.ndarray, data: TaskData, predict: Optiona
                           lstsq_bias=float(b_ls), weight_error=float(abs(at[1] - at[0] - w_ls)),
                           bias_error=float(abs(at[0] - b_ls)))
         return result
-    if spec.task is Task.CLASSIFICATION:
-        return {"accuracy": float(np.mean(outputs.argmax(-1) == data.y_test) * 100)}
-    if spec.task is Task.BINARY_CLASSIFICATION:
-        return {"accuracy": float(np.mean((outputs[:, 0] > 0.5) == (data.y_test > 0.5)) * 100)}
+    if spec.task in (Task.CLASSIFICATION, Task.BINARY_CLASSIFICATION):
+        return {"accuracy": _metrics.accuracy(outputs, data.y_test, spec.decision_rule, spec.threshold)}
     if spec.task is Task.TRANSLATION:
         from edgeproof._tokenizers import tokenizer_from_dict
 
         target = tokenizer_from_dict(data.preprocessing["target_tokenizer"])
         hypotheses = [target.decode(row) for row in outputs]
-        return {"bleu": bleu(hypotheses, data.extras["test_references"]),
+        return {"bleu": _metrics.bleu(hypotheses, data.extras["test_references"]),
                 "examples": [{"source": s, "reference": r, "hypothesis": h} for s, r, h in
                              zip(data.extras["test_sources"][:5], data.extras["test_references"][:5], hypotheses[:5])]}
     if spec.task is Task.GENERATION:
@@ -73,10 +61,7 @@ def score(spec: ModelSpec, outputs: np.ndarray, data: TaskData, predict: Optiona
             raise ValueError("the GAN is judged by the project's mnist_cnn: train mnist_cnn first "
                              "(edgeproof train --model mnist_cnn --framework keras)")
         probs = batched(judge, {"image": ((outputs.reshape(-1, 28, 28, 1) + 1.0) / 2.0).astype(np.float32)})
-        confident = probs.max(-1) >= CONFIDENCE
-        classes = sorted(set(probs.argmax(-1)[confident].tolist()))
-        return {"confident_fraction": float(confident.mean() * 100), "classes_present": classes,
-                "all_digits_present": len(classes) == 10}
+        return _metrics.confident_fraction(probs, CONFIDENCE)
     raise ValueError(f"no evaluation for task {spec.task}")
 
 

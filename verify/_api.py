@@ -1,25 +1,32 @@
-"""`verify()`: every converted artifact of one model, run in its own runtime and proven against the
-reference model (the Keras or PyTorch original) on fixed probes and on the whole test split."""
+"""`verify_source()`: every converted artifact of one model, run in its own runtime and proven against the
+source model (a zoo checkpoint, or a user's Keras / ONNX / PyTorch model) on fixed probes and on its whole
+evaluation set (the test split, or the user's sample data). One driver for every Source."""
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
 from edgeproof._atomic import write_bytes_atomic
-from edgeproof._quant import Target, all_configs
-from edgeproof._registry import get_spec
-from edgeproof._spec import Framework, ModelSpec, Task
+from edgeproof._metrics import NO_LABELS, agreement, metric_drop
+from edgeproof._quant import all_configs
+from edgeproof._spec import Framework
+from edgeproof._util import batched
+from edgeproof.convert import Source, load_records
+from edgeproof.convert._source import EvalSet
 from edgeproof.errors import EdgeproofError
+from edgeproof.runtime._decode import greedy_decode
 
 from ._loop import select_records, verify_each
-from ._measures import agreement, compare
-from ._verdict import ArtifactVerdict, Failure, Status, check_budget, metric_drop
+from ._measures import compare, worst
+from ._runners import ArtifactPredictor, load_predictor
+from ._verdict import ArtifactVerdict, Failure, Status, check_budget
 
 PARITY_JSON = "parity.json"
+BATCH = 256
 
 
 class NotConvertedError(EdgeproofError):
@@ -44,115 +51,165 @@ class Reference:
 class ModelVerification:
     reference: Reference
     verdicts: list[ArtifactVerdict] = field(default_factory=list)
-    # For plots: per artifact key, (reference probe outputs, artifact probe outputs).
+    # For plots: per artifact key, (reference probe outputs, artifact probe outputs), every output raveled.
     probe_outputs: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
 
-def _test_agreement(spec: ModelSpec, reference: np.ndarray, artifact: np.ndarray) -> Optional[float]:
-    if spec.task is Task.TRANSLATION:
-        return None  # judged by BLEU; identical translations are reported as a detail
-    return agreement(spec.task, reference, artifact)
+def _outputs_on(evalset: EvalSet, predict, decode) -> Any:
+    """A model's outputs on the whole evaluation set: every output, or a translator's decoded ids."""
+    if evalset.decode is not None:
+        return decode(evalset.inputs["source_ids"], *evalset.decode)
+    return batched(predict, evalset.inputs, BATCH)
 
 
-def _predictor(spec, record, root, tfjs_runner, num_threads: int):
-    from ._runners import TfjsPredictor, TFLitePredictor
+@dataclass
+class _Baseline:
+    """The source model on the probes and on the evaluation set, computed once per verification."""
 
-    if record.target == Target.TFLITE.value:
-        return TFLitePredictor(spec, record, root, num_threads=num_threads)
-    return TfjsPredictor(spec, record, root, tfjs_runner)
+    source: Source
+    evalset: EvalSet
+    probes: dict[str, np.ndarray]
+    probe: dict[str, np.ndarray]
+    test: Any
+    reference: Reference
+
+
+def _baseline(source: Source, say) -> _Baseline:
+    contract, evalset = source.contract, source.eval_set()
+    probes = contract.probe_inputs()
+    first = contract.outputs[0].name
+    say(f"[{contract.name}/{source.framework}] reference ({evalset.profile} profile) on {evalset.n} test examples",
+        flush=True)
+    predict = lambda x: batched(source.reference, x, BATCH)  # noqa: E731
+    probe = predict(probes)
+    test = _outputs_on(evalset, predict, lambda ids, bos, eos: greedy_decode(lambda x: predict(x)[first], ids,
+                                                                              bos, eos, batch_size=BATCH))
+    evaluation = evalset.score(test, predict)
+    name = contract.metric.name
+    value = float(evaluation[name]) if name in evaluation else float("nan")
+    reference = Reference(contract.name, source.framework, evalset.profile, name, value, evaluation, evalset.n,
+                          len(next(iter(probes.values()))))
+    return _Baseline(source, evalset, probes, probe, test, reference)
+
+
+def _judge(base: _Baseline, verdict: ArtifactVerdict, record, outputs, result: ModelVerification) -> str:
+    """Fill in the verdict's measures, failures and status; returns the words for the printed line."""
+    contract = base.source.contract
+    artifact_probe, artifact_test, artifact_eval, verdict.latency_ms = outputs
+    per_output = {t.name: compare(contract.decision_rule, base.probe[t.name], artifact_probe[t.name],
+                                  contract.threshold) for t in contract.outputs}
+    verdict.probe = worst(per_output)
+    verdict.test_examples = base.evalset.n
+    metric = contract.metric.name
+    if metric in artifact_eval and not np.isnan(base.reference.value):
+        verdict.artifact_metric = float(artifact_eval[metric])
+        verdict.metric_drop = metric_drop(contract.metric, base.reference.value, verdict.artifact_metric)
+        if not np.isfinite(verdict.metric_drop):  # NaN outputs give a NaN metric: as bad as it gets
+            verdict.metric_drop = float("inf")
+    first = contract.outputs[0].name
+    if base.evalset.decode is None:  # a translator is judged by BLEU; identical translations are a detail
+        verdict.test_agreement = agreement(base.test[first], artifact_test[first], contract.decision_rule,
+                                           contract.threshold)
+        verdict.details["sample_max_abs_error"] = {t.name: _max_error(base.test[t.name], artifact_test[t.name])
+                                                   for t in contract.outputs}
+    else:
+        verdict.details["identical_translations"] = float(np.mean(np.all(base.test == artifact_test, axis=1)))
+    verdict.details.update({k: v for k, v in artifact_eval.items() if k != metric})
+    verdict.details["per_output"] = per_output
+    failures = []
+    for i, t in enumerate(contract.outputs):
+        failures += check_budget(verdict.key, t.name, contract.budget(record.mode), per_output[t.name],
+                                 verdict.metric_drop if i == 0 else None, verdict.test_agreement if i == 0 else None)
+    verdict.failures = [Failure.of(e) for e in failures]
+    if len(contract.outputs) > 1:  # say which output broke its budget (the summary shows measures only)
+        verdict.failures = [Failure(f.output, f"{f.output}: {f.measure}", f.measured, f.limit) for f in verdict.failures]
+    verdict.status = Status.FAIL if failures else Status.PASS
+    result.probe_outputs[record.key] = (np.concatenate([np.ravel(base.probe[t.name]) for t in contract.outputs]),
+                                        np.concatenate([np.ravel(artifact_probe[t.name]) for t in contract.outputs]))
+    measured = (f"{metric} {verdict.artifact_metric:.4g} vs {base.reference.value:.4g}"
+                if verdict.artifact_metric is not None else NO_LABELS)
+    return f"{measured}, max error {verdict.probe['max_abs_error'] or float('nan'):.2g}"
+
+
+def _max_error(reference: np.ndarray, artifact: np.ndarray) -> Optional[float]:
+    a, b = np.asarray(reference, np.float64), np.asarray(artifact, np.float64)
+    if a.shape != b.shape or not a.size or not np.all(np.isfinite(b)):
+        return None
+    return float(np.max(np.abs(a - b)))
+
+
+def verify_source(source: Source, root: Path | str, *, targets: Optional[Iterable[str]] = None,
+                  modes: Optional[Iterable[str]] = None, tfjs_backend: str = "wasm", progress: bool = True,
+                  num_threads: int = 2, say: Optional[Callable[..., None]] = None) -> ModelVerification:
+    """Verify the converted artifacts in `root` (conversion.json) against `source`; write parity.json
+    (merged over the cells not verified this time). `num_threads`: the TFLite interpreter's threads;
+    `say`: where progress lines go (default: print, or nowhere without `progress`)."""
+    root = Path(root)
+    say = say or (print if progress else (lambda *a, **k: None))
+    records = load_records(root)
+    if not records:
+        raise NotConvertedError(f"{root} has no conversion.json: run `edgeproof convert --model {source.name} "
+                                f"--framework {source.framework}` first")
+    records = select_records(records, targets, modes)
+    base = _baseline(source, say)
+    contract, result = source.contract, ModelVerification(base.reference)
+    step = source.static_batch or 1
+    latency_example = {k: v[:step] for k, v in base.probes.items()}
+
+    def new_verdict(record) -> ArtifactVerdict:
+        verdict = ArtifactVerdict(contract.name, source.framework, record.target, record.mode, record.route,
+                                  Status.UNSUPPORTED, path=record.path, size_bytes=record.size_bytes,
+                                  metric=contract.metric.name,
+                                  reference_metric=None if np.isnan(base.reference.value) else base.reference.value,
+                                  budget=asdict(contract.budget(record.mode)))
+        if np.isnan(base.reference.value):
+            verdict.details["parity"] = NO_LABELS
+        return verdict
+
+    def run(predictor: ArtifactPredictor):
+        artifact_test = _outputs_on(base.evalset, predictor, predictor.decode)
+        evaluation = base.evalset.score(artifact_test, predictor)
+        return (predictor(base.probes), artifact_test, evaluation, round(predictor.latency_ms(latency_example), 4))
+
+    result.verdicts = verify_each(
+        records, root, new_verdict=new_verdict,
+        predictor=lambda record, node: load_predictor(contract, record, root, node, num_threads),
+        run=run, judge=lambda verdict, record, outputs: _judge(base, verdict, record, outputs, result),
+        tfjs_backend=tfjs_backend, say=say)
+    write_parity(root, result, source.describe())
+    return result
 
 
 def verify(model: str, framework: Framework | str, *, artifacts: Path | str = "artifacts",
            targets: Optional[Iterable[str]] = None, modes: Optional[Iterable[str]] = None,
            data_dir: Optional[str] = None, tfjs_backend: str = "wasm", progress: bool = True,
            num_threads: int = 2) -> ModelVerification:
-    """Verify the converted artifacts of one model; write parity.json beside conversion.json.
-    `num_threads`: the TFLite interpreter's threads (1 when verify_pairs runs one pair per core)."""
-    from edgeproof.convert._api import load_records
-    from edgeproof.train import find_judge, load_checkpoint, model_dir, predictor_for
-    from edgeproof.train._data import load_dataset
-    from edgeproof.train._evaluate import score, test_outputs
+    """Verify the converted artifacts of a reference model (artifacts/<model>/<framework>/)."""
+    from edgeproof.convert import ZooSource
 
-    spec = get_spec(model)
-    framework = Framework(framework)
-    root = model_dir(artifacts, spec.name, framework)
-    say = print if progress else (lambda *a, **k: None)
-    records = load_records(root)
-    if not records:
-        raise NotConvertedError(f"{root} has no conversion.json: run `edgeproof convert --model {spec.name} "
-                                f"--framework {framework.value}` first")
-    records = select_records(records, targets, modes)
-
-    checkpoint = load_checkpoint(root / "checkpoint")
-    profile = checkpoint.meta.get("profile", "default")
-    data = spec.prepare_data(load_dataset(spec.dataset, data_dir=data_dir), spec.profile(profile),
-                             checkpoint.meta.get("seed", 0))
-    judge = find_judge(artifacts) if spec.task is Task.GENERATION else None
-    reference_predict = predictor_for(checkpoint)
-    probes = spec.probe_inputs()
-    say(f"[{spec.name}/{framework.value}] reference ({profile} profile) on {data.n_test} test examples", flush=True)
-    reference_probe = reference_predict(probes)
-    reference_test = test_outputs(spec, reference_predict, data)
-    reference_eval = score(spec, reference_test, data, reference_predict, judge)
-    reference = Reference(spec.name, framework.value, profile, spec.metric.name,
-                          float(reference_eval[spec.metric.name]), reference_eval, data.n_test,
-                          len(next(iter(probes.values()))))
-    result = ModelVerification(reference)
-    latency_example = {k: v[:1] for k, v in probes.items()}
-
-    def new_verdict(record):
-        return ArtifactVerdict(spec.name, framework.value, record.target, record.mode, record.route,
-                               Status.UNSUPPORTED, path=record.path, size_bytes=record.size_bytes,
-                               metric=spec.metric.name, reference_metric=reference.value,
-                               budget=asdict(spec.budget(record.mode)))
-
-    def run(predictor):
-        artifact_probe = predictor(probes)
-        artifact_test = test_outputs(spec, predictor, data, decode=predictor.decode)
-        artifact_eval = score(spec, artifact_test, data, predictor, judge)
-        return artifact_probe, artifact_test, artifact_eval, round(predictor.latency_ms(latency_example), 4)
-
-    def judge_artifact(verdict, record, outputs) -> str:
-        artifact_probe, artifact_test, artifact_eval, verdict.latency_ms = outputs
-        verdict.probe = compare(spec.task, reference_probe, artifact_probe)
-        verdict.artifact_metric = float(artifact_eval[spec.metric.name])
-        verdict.metric_drop = metric_drop(spec.metric, reference.value, verdict.artifact_metric)
-        if not np.isfinite(verdict.metric_drop):  # NaN outputs give a NaN metric: as bad as it gets
-            verdict.metric_drop = float("inf")
-        verdict.test_examples = data.n_test
-        verdict.test_agreement = _test_agreement(spec, reference_test, artifact_test)
-        verdict.details = {k: v for k, v in artifact_eval.items() if k != spec.metric.name}
-        if spec.task is Task.TRANSLATION:
-            verdict.details["identical_translations"] = float(np.mean(np.all(reference_test == artifact_test, axis=1)))
-        failures = check_budget(verdict.key, spec.outputs[0].name, spec.budget(record.mode), verdict.probe,
-                                verdict.metric_drop, verdict.test_agreement)
-        verdict.failures = [Failure.of(e) for e in failures]
-        verdict.status = Status.FAIL if failures else Status.PASS
-        result.probe_outputs[record.key] = (np.asarray(reference_probe), np.asarray(artifact_probe))
-        return (f"{spec.metric.name} {verdict.artifact_metric:.4g} vs {reference.value:.4g}, "
-                f"max error {verdict.probe['max_abs_error'] or float('nan'):.2g}")
-
-    result.verdicts = verify_each(
-        records, root, new_verdict=new_verdict,
-        predictor=lambda record, tfjs_runner: _predictor(spec, record, root, tfjs_runner, num_threads),
-        run=run, judge=judge_artifact, tfjs_backend=tfjs_backend, say=say)
-    _write_parity(root, result)
-    return result
+    root = Path(artifacts) / model / Framework(framework).value
+    if not (root / "conversion.json").exists():
+        raise NotConvertedError(f"{root} has no conversion.json: run `edgeproof convert --model {model} "
+                                f"--framework {Framework(framework).value}` first")
+    source = ZooSource(model, framework, artifacts, data_dir)
+    return verify_source(source, root, targets=targets, modes=modes, tfjs_backend=tfjs_backend, progress=progress,
+                         num_threads=num_threads)
 
 
-def _write_parity(root: Path, result: ModelVerification) -> None:
+def write_parity(root: Path, result: ModelVerification, source: Optional[dict] = None) -> None:
     """parity.json: this run's verdicts merged over the earlier ones for cells it did not verify."""
     path = root / PARITY_JSON
     existing: dict[tuple[str, str], dict] = {}
     if path.exists():
         try:
             existing = {(r["target"], r["mode"]): r for r in json.loads(path.read_text())["artifacts"]}
-        except (json.JSONDecodeError, KeyError):
+        except (ValueError, KeyError, TypeError):
             existing = {}
     for v in result.verdicts:
         existing[(v.target, v.mode)] = v.to_dict()
     order = [(c.target.value, c.mode.value) for c in all_configs()]
-    payload = {"reference": asdict(result.reference), "artifacts": [existing[k] for k in order if k in existing]}
+    payload = {"reference": asdict(result.reference), "source": source,
+               "artifacts": [existing[k] for k in order if k in existing]}
     payload = json.loads(json.dumps(payload, default=_json_default))  # numpy -> Python
     write_bytes_atomic(path, json.dumps(_finite(payload), indent=2, allow_nan=False).encode())
 
@@ -185,3 +242,4 @@ def load_verdicts(root: Path | str) -> tuple[Optional[dict], list[ArtifactVerdic
         return None, []
     payload = json.loads(path.read_text())
     return payload.get("reference"), [ArtifactVerdict.from_dict(r) for r in payload["artifacts"]]
+

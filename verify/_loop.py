@@ -1,7 +1,6 @@
-"""The per-artifact loop shared by the reference models (`verify()`) and users' own models
-(`verify_user_model()`): pick the requested cells, record the ones that were never converted, run
-each artifact in its own runtime, turn an artifact that cannot run into a failed verdict, time it,
-and print one line per artifact. What is measured and judged is the caller's."""
+"""The per-artifact loop of `verify_source()`: pick the requested cells, record the ones that were never
+converted, run each artifact in its own runtime, turn an artifact that cannot run into a failed verdict,
+time it, and print one line per artifact. What is measured and judged is the caller's."""
 from __future__ import annotations
 
 import contextlib

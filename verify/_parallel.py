@@ -1,4 +1,4 @@
-"""Verify several (model, framework) pairs at once, one worker process per pair in flight.
+"""Verify several models (reference and users' own alike) at once, one worker process per model in flight.
 
 Verification is mostly single-threaded work (a TF.js wasm runner in Node, Python glue, greedy
 decoding one step at a time), so on a 2-core machine two pairs verified side by side, each with one
@@ -7,17 +7,18 @@ thread, take about half the time of one after the other with two threads. Each w
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Optional, Sequence
 
-from edgeproof._registry import get_spec
-from edgeproof._spec import Framework, Task
+from edgeproof._spec import Task
+from edgeproof.convert import ModelFolder
 from edgeproof.errors import EdgeproofError
 
-from ._api import ModelVerification, load_verdicts, verify
+from ._api import ModelVerification, load_verdicts, verify_source
 
 # With no earlier parity.json to go by, the slowest kinds of model start first so that the tail,
 # when one worker idles while the other finishes, is a short job.
@@ -32,6 +33,7 @@ class VerifyOptions:
     modes: Optional[Sequence[str]] = None
     data_dir: Optional[str] = None
     tfjs_backend: str = "wasm"
+    keras_custom: Sequence[str] = ()  # module:Class of custom Keras layers users' models need to load
 
 
 def default_jobs() -> int:
@@ -39,63 +41,108 @@ def default_jobs() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-def verify_pairs(pairs: list[tuple[str, Framework]], options: VerifyOptions,
-                 jobs: Optional[int] = None) -> list[ModelVerification]:
-    """verify() for every pair, `jobs` at a time; results in the order of `pairs`. With one job (or
-    one pair) everything runs in this process, as verify() alone does."""
+def verify_models(folders: list[ModelFolder], options: VerifyOptions,
+                  jobs: Optional[int] = None) -> list[ModelVerification]:
+    """verify_folder() for every model, `jobs` at a time; results in the order of `folders`. With one job
+    (or one model) everything runs in this process."""
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, not {jobs}")
-    jobs = min(jobs, len(pairs))
+    jobs = min(jobs, len(folders))
     if jobs <= 1:
-        return [_verify_one(name, framework, options) for name, framework in pairs]
+        return [verify_folder(folder, options) for folder in folders]
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    order = sorted(range(len(pairs)), key=lambda i: _expected_cost(pairs[i], options.artifacts))
-    print(f"verifying {len(pairs)} models, {jobs} at a time ({threads} thread{'s' * (threads > 1)} each)",
+    order = sorted(range(len(folders)), key=lambda i: _expected_cost(folders[i]))
+    print(f"verifying {len(folders)} models, {jobs} at a time ({threads} thread{'s' * (threads > 1)} each)",
           flush=True)
-    results: list[Optional[ModelVerification]] = [None] * len(pairs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_limit_threads,
-                             initargs=(threads,)) as pool:
-        futures = {pool.submit(_verify_one, *pairs[i], options, threads): i for i in order}
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in pending:
-            future.cancel()
-        for future in done:
-            error = future.exception()
-            if isinstance(error, BrokenProcessPool):
-                name, framework = pairs[futures[future]]
-                raise EdgeproofError(f"the worker verifying {name}/{framework.value} died (out of memory?); "
-                                     f"verify it alone with `edgeproof verify --model {name} --framework "
-                                     f"{framework.value} --jobs 1`") from error
-            if error is not None:
-                raise error
-            results[futures[future]] = future.result()
+    results: list[Optional[ModelVerification]] = [None] * len(folders)
+    context = get_context("spawn")
+    lines = context.Queue()  # the workers' progress lines, printed here as they come (and capturable)
+    printer = threading.Thread(target=_print_lines, args=(lines,), daemon=True)
+    printer.start()
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
+                                 initargs=(threads, lines)) as pool:
+            futures = {pool.submit(verify_folder, folders[i], options, threads): i for i in order}
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in pending:
+                future.cancel()
+            for future in done:
+                error = future.exception()
+                if isinstance(error, BrokenProcessPool):
+                    folder = folders[futures[future]]
+                    raise EdgeproofError(f"the worker verifying {folder.label} died (out of memory?); verify it alone "
+                                         f"with `{folder.verify_hint()} --jobs 1`") from error
+                if error is not None:
+                    raise error
+                results[futures[future]] = future.result()
+    finally:
+        lines.put(None)
+        printer.join(timeout=10)
     return [r for r in results if r is not None]
 
 
-def _verify_one(name: str, framework: Framework, options: VerifyOptions,
-                threads: Optional[int] = None) -> ModelVerification:
+def verify_folder(folder: ModelFolder, options: VerifyOptions, threads: Optional[int] = None) -> ModelVerification:
+    """One model verified from its folder (its Source opened again), report.md and plots rewritten."""
+    from edgeproof.convert import import_custom_objects
+
+    from ._model_report import write_model_report
+
+    custom = import_custom_objects(options.keras_custom) if options.keras_custom else None
+    source = folder.open_source(data_dir=options.data_dir, custom_objects=custom)
     kwargs = {} if threads is None else {"num_threads": threads}
-    return verify(name, framework, artifacts=options.artifacts, targets=options.targets, modes=options.modes,
-                  data_dir=options.data_dir, tfjs_backend=options.tfjs_backend, **kwargs)
+    verification = verify_source(source, folder.root, targets=options.targets, modes=options.modes,
+                                 tfjs_backend=options.tfjs_backend, say=_worker_say, **kwargs)
+    write_model_report(folder.root, source, verification)
+    return verification
 
 
-def _limit_threads(threads: int) -> None:
-    """Runs first in each worker, before TensorFlow or PyTorch is imported there."""
+def verify_pairs(pairs, options: VerifyOptions, jobs: Optional[int] = None) -> list[ModelVerification]:
+    """verify_models() for (reference model name, framework) pairs."""
+    from edgeproof.convert import find_models
+
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, not {jobs}")
+    by_key = {(f.name, f.framework): f for f in find_models(options.artifacts, [n for n, _ in pairs])}
+    return verify_models([by_key[(name, getattr(fw, "value", fw))] for name, fw in pairs], options, jobs)
+
+
+_lines = None  # in a worker: the queue its progress lines go to
+
+
+def _worker_say(*parts, **_) -> None:
+    text = " ".join(str(p) for p in parts)
+    if _lines is None:
+        print(text, flush=True)
+    else:
+        _lines.put(text)
+
+
+def _print_lines(lines) -> None:
+    while True:
+        text = lines.get()
+        if text is None:
+            return
+        print(text, flush=True)
+
+
+def _start_worker(threads: int, lines) -> None:
+    """Runs first in each worker, before TensorFlow or PyTorch is imported there: thread pools sized, and
+    progress lines sent to the parent (which prints them, so they read as one log)."""
+    global _lines
+    _lines = lines
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                 "TF_NUM_INTEROP_THREADS"):
         os.environ[var] = str(threads)
 
 
-def _expected_cost(pair: tuple[str, Framework], artifacts: str) -> tuple[float, int]:
+def _expected_cost(folder: ModelFolder) -> tuple[float, int]:
     """Sort key, most expensive first: the seconds the last verification took, else the task's rank."""
-    from edgeproof.train import model_dir
-
-    name, framework = pair
     try:
-        _, verdicts = load_verdicts(model_dir(artifacts, name, framework))
+        _, verdicts = load_verdicts(folder.root)
         seconds = sum(v.verify_seconds or 0.0 for v in verdicts)
-    except (OSError, ValueError, KeyError, TypeError):  # an unreadable parity.json only loses the hint
-        seconds = 0.0
-    return (-seconds, _TASK_COST_RANK.get(get_spec(name).task, len(_TASK_COST_RANK)))
+        task = folder.contract().task
+    except (OSError, ValueError, KeyError, TypeError, EdgeproofError):  # an unreadable file only loses the hint
+        seconds, task = 0.0, Task.CUSTOM
+    return (-seconds, _TASK_COST_RANK.get(task, len(_TASK_COST_RANK)))
 

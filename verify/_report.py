@@ -1,6 +1,6 @@
 """The parity report: every verdict under an artifacts folder as JSON, Markdown and HTML, plus plots.
 
-    python -m edgeproof.verify.report artifacts      # rewrite the report from the parity.json files (report.py)
+    python -m edgeproof.verify artifacts      # rewrite the report from the parity.json files (__main__.py)
 """
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Artifacts as numpy predict functions over canonical inputs, each in its own runtime:
-.tflite in the TFLite interpreter (ai-edge-litert), TF.js graph models in real TF.js under Node."""
+"""Artifacts as numpy predict functions over canonical inputs, each in its own runtime: .tflite in the
+TFLite interpreter (ai-edge-litert), TF.js graph models in real TF.js under Node. Every predictor returns
+every output, by the contract's output names; a translator's also decodes greedily in its own runtime."""
 from __future__ import annotations
 
 import statistics
@@ -9,48 +10,36 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 
-from edgeproof._spec import ModelSpec
+from edgeproof._spec import ModelContract, Task
 from edgeproof.convert._artifact import ArtifactRecord
+from edgeproof.runtime._decode import greedy_decode
 from edgeproof.runtime._signature import bind, from_artifact, to_artifact
 from edgeproof.runtime._tflite_runner import TFLiteRunner
 
 if TYPE_CHECKING:
     from ._tfjs_node import TfjsNodeRunner
 
-Predict = Callable[[dict[str, np.ndarray]], np.ndarray]
+Arrays = dict[str, np.ndarray]
 
 
-def canonical(spec: ModelSpec) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    return ([(t.name, t.layout.value) for t in spec.inputs], [(t.name, t.layout.value) for t in spec.outputs])
+def canonical(contract: ModelContract) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    return ([(t.name, t.layout.value) for t in contract.inputs], [(t.name, t.layout.value) for t in contract.outputs])
 
 
 class ArtifactPredictor:
-    """`predict(canonical inputs) -> the model's (single) output`, plus `decode` for the translator
-    and `latency_ms()` for one batch-1 inference."""
+    """`predict(canonical inputs) -> {output name: array}`, `decode(source ids, bos, eos)` for a translator
+    (greedy, in the artifact's runtime) and `latency_ms()` for one inference of a single example."""
 
     runtime: str
-    decode: Optional[Callable[[np.ndarray, int, int], np.ndarray]] = None
+    first: str  # the first output's name: the one a task metric and greedy decoding read
 
-    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    def __call__(self, inputs: Arrays) -> Arrays:
         raise NotImplementedError
 
-    def latency_ms(self, example: dict[str, np.ndarray], repeats: int = 20) -> float:
-        raise NotImplementedError
+    def decode(self, source_ids: np.ndarray, bos: int, eos: int) -> np.ndarray:
+        return greedy_decode(lambda x: self(x)[self.first], source_ids, bos, eos)
 
-
-class TFLitePredictor(ArtifactPredictor):
-    def __init__(self, spec: ModelSpec, record: ArtifactRecord, root: Path, num_threads: int = 2):
-        ins, outs = canonical(spec)
-        self.runner = TFLiteRunner(root / record.path, ins, outs, [vars(t) for t in record.inputs],
-                                   [vars(t) for t in record.outputs], interpreter="ai_edge_litert",
-                                   num_threads=num_threads)
-        self.runtime = f"{self.runner.interpreter_name} ({num_threads} thread{'s' * (num_threads != 1)})"
-        self._output = spec.outputs[0].name
-
-    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        return self.runner(inputs)[self._output]
-
-    def latency_ms(self, example: dict[str, np.ndarray], repeats: int = 20) -> float:
+    def latency_ms(self, example: Arrays, repeats: int = 20) -> float:
         for _ in range(3):
             self(example)
         times = []
@@ -61,40 +50,65 @@ class TFLitePredictor(ArtifactPredictor):
         return statistics.median(times)
 
 
+class TFLitePredictor(ArtifactPredictor):
+    def __init__(self, contract: ModelContract, record: ArtifactRecord, root: Path, num_threads: int = 2):
+        ins, outs = canonical(contract)
+        self.runner = TFLiteRunner(root / record.path, ins, outs, [vars(t) for t in record.inputs],
+                                   [vars(t) for t in record.outputs], interpreter="ai_edge_litert",
+                                   num_threads=num_threads)
+        self.runtime = f"{self.runner.interpreter_name} ({num_threads} thread{'s' * (num_threads != 1)})"
+        self.first = contract.outputs[0].name
+
+    def __call__(self, inputs: Arrays) -> Arrays:
+        return self.runner(inputs)
+
+
 class TfjsPredictor(ArtifactPredictor):
     """A TF.js graph model in a Node process (TfjsNodeRunner), fed through the same signature binding."""
 
-    def __init__(self, spec: ModelSpec, record: ArtifactRecord, root: Path, runner: "TfjsNodeRunner"):
-        ins, outs = canonical(spec)
+    def __init__(self, contract: ModelContract, record: ArtifactRecord, root: Path, runner: "TfjsNodeRunner"):
+        ins, outs = canonical(contract)
         self.inputs = bind(ins, [vars(t) for t in record.inputs])
         self.outputs = bind(outs, [vars(t) for t in record.outputs])
         self.node = runner
-        loaded = runner.load(root / record.path)
-        self.runtime = f"tfjs {loaded['backend']} (Node)"
+        self.runtime = f"tfjs {runner.load(root / record.path)['backend']} (Node)"
         batches = {b.static_batch for b in self.inputs}
         self.static_batch = batches.pop() if len(batches) == 1 else None
-        if spec.task.value == "translation":
-            self.decode = self._decode
+        self.first = contract.outputs[0].name
+        self.translates = contract.task is Task.TRANSLATION
 
-    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+    def _feed(self, inputs: Arrays) -> Arrays:
+        return {b.name: to_artifact(b, inputs[b.canonical]) for b in self.inputs}
+
+    def _run(self, feed: Arrays) -> Arrays:
         raw = self.node.predict(feed)
-        out = self.outputs[0]
-        return from_artifact(out, raw[out.name])
+        return {b.canonical: from_artifact(b, raw[b.name]) for b in self.outputs}
 
-    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        feed = {b.name: to_artifact(b, inputs[b.canonical]) for b in self.inputs}
+    def __call__(self, inputs: Arrays) -> Arrays:
+        feed = self._feed(inputs)
         n = len(next(iter(feed.values())))
         if self.static_batch is None or n == self.static_batch:
             return self._run(feed)
         step = self.static_batch
-        return np.concatenate([self._run({k: v[i:i + step] for k, v in feed.items()}) for i in range(0, n, step)])
+        parts = [self._run({k: v[i:i + step] for k, v in feed.items()}) for i in range(0, n, step)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-    def _decode(self, source_ids: np.ndarray, bos: int, eos: int) -> np.ndarray:
+    def decode(self, source_ids: np.ndarray, bos: int, eos: int) -> np.ndarray:
+        """Greedy decoding in Node (one request per chunk of sentences), as the browser demo decodes."""
         by_name = {b.canonical: b for b in self.inputs}
+        out = next(b for b in self.outputs if b.canonical == self.first)
         return self.node.greedy(source_ids.astype(np.int32), source_name=by_name["source_ids"].name,
-                                target_name=by_name["target_ids"].name, output_name=self.outputs[0].name,
-                                bos=bos, eos=eos)
+                                target_name=by_name["target_ids"].name, output_name=out.name, bos=bos, eos=eos)
 
-    def latency_ms(self, example: dict[str, np.ndarray], repeats: int = 20) -> float:
-        feed = {b.name: to_artifact(b, example[b.canonical]) for b in self.inputs}
-        return float(self.node.time(feed, warmup=3, repeats=repeats)["median_ms"])
+    def latency_ms(self, example: Arrays, repeats: int = 20) -> float:
+        return float(self.node.time(self._feed(example), warmup=3, repeats=repeats)["median_ms"])
+
+
+def load_predictor(contract: ModelContract, record: ArtifactRecord, root: Path,
+                   tfjs_runner: Optional["TfjsNodeRunner"], num_threads: int) -> ArtifactPredictor:
+    if tfjs_runner is None:
+        return TFLitePredictor(contract, record, root, num_threads=num_threads)
+    return TfjsPredictor(contract, record, root, tfjs_runner)
+
+
+Predict = Callable[[Arrays], Arrays]

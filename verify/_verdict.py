@@ -5,7 +5,8 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, Optional
 
-from edgeproof._spec import Metric, ParityBudget
+from edgeproof._metrics import metric_drop  # noqa: F401 - part of this module's API
+from edgeproof._spec import ParityBudget
 from edgeproof.errors import ParityError
 
 
@@ -17,11 +18,6 @@ class Status(str, Enum):
     PASS = "pass"
     FAIL = "fail"
     UNSUPPORTED = "unsupported"
-
-
-def metric_drop(metric: Metric, reference: float, artifact: float) -> float:
-    """How much worse the artifact is, in the metric's unit (positive = worse)."""
-    return reference - artifact if metric.higher_is_better else artifact - reference
 
 
 def check_budget(artifact: str, output: str, budget: ParityBudget, probe: dict[str, Optional[float]],

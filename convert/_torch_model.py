@@ -1,8 +1,8 @@
 """A user's PyTorch model: `module.path:factory` (+ an optional state dict) or a module object. Its
 inputs come from the sample data (names and order from forward()'s parameters where they match);
 its outputs (a tensor, a tuple or a dict of tensors) are named output / output_0... / the dict's keys.
-The reference is the module itself, run eagerly; the ONNX export (dynamo, dynamic batch; the legacy
-exporter as a recorded fallback) then takes the ONNX route."""
+The reference is the module itself, run eagerly; its ONNX export (convert/_onnx_export) then takes the
+ONNX route like any ONNX file."""
 from __future__ import annotations
 
 import importlib
@@ -10,17 +10,17 @@ import inspect
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import numpy as np
 
-from edgeproof._spec import ModelSpec
+from edgeproof._util import one_line
 from edgeproof.errors import CorruptModelError, FactoryError, UserModelError
 
-from ._byom_files import require_exists
-from ._byom_onnx import OnnxSource, OnnxToTf, one_line
-from ._byom_sample import SampleData
-from ._byom_spec import Declared, unique_names
+from ._model_files import require_exists
+from ._onnx_export import OnnxExport, export_torch
+from ._sample_data import SampleData
+from ._user_inputs import Declared, unique_names
 
 
 def _import_factory(spec: str) -> Callable[[], Any]:
@@ -33,7 +33,7 @@ def _import_factory(spec: str) -> Callable[[], Any]:
         sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(module_name)
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # a module that exits on import is an error too, not an exit
         raise FactoryError(f"--torch {spec}: cannot import module {module_name!r} ({one_line(err, 300)})") from None
     finally:
         if added:
@@ -60,7 +60,7 @@ def build_module(factory: Any, weights: Optional[Path | str] = None):
     else:
         try:
             module = factory()
-        except Exception as err:
+        except (Exception, SystemExit) as err:  # `builtins:exit` must not end edgeproof with status 0
             raise FactoryError(f"the factory {label} failed: {one_line(err, 300)}") from None
     if not isinstance(module, torch.nn.Module):
         raise FactoryError(f"the factory {label} returned a {type(module).__name__}, not a torch.nn.Module")
@@ -83,7 +83,9 @@ def build_module(factory: Any, weights: Optional[Path | str] = None):
     return module.eval()
 
 
-class TorchSource:
+class TorchModel:
+    """A torch module (from a factory, a module object, + weights) run eagerly and exported to ONNX."""
+
     kind = "torch"
 
     def __init__(self, factory: Any, weights: Optional[Path | str] = None):
@@ -155,65 +157,10 @@ class TorchSource:
         return [f"model.onnx: the module from {self.factory}" + (f" with weights {self.weights}" if self.weights else "")
                 + " exported to ONNX"]
 
-    def _export_onnx(self, path: Path, declared: Sequence[Declared], probes: dict[str, np.ndarray]) -> tuple[str, list[str]]:
-        import torch
-
-        structure = self._structure
-        module = self.module
-
-        class Flat(torch.nn.Module):  # tuple outputs in a fixed order, whatever forward() returns
-            def __init__(self):
-                super().__init__()
-                self.inner = module
-
-            def forward(self, *args):
-                out = self.inner(*args)
-                if structure == "tensor":
-                    return out
-                return tuple(out.values()) if structure == "dict" else tuple(out)
-
-        n = len(next(iter(probes.values())))
-        reps = max(1, -(-2 // n))  # torch.export specializes a batch of 1: export with at least 2
-        example = tuple(torch.from_numpy(np.ascontiguousarray(np.concatenate([probes[d.name]] * reps)[:max(2, n)]))
-                        for d in declared)
-        names, outputs = [d.name for d in declared], self.output_names
-        dynamic = {name: {0: "batch"} for name in names}
-        batch = torch.export.Dim("batch", min=1, max=65536)
-        notes = []
-        try:  # the module itself: dynamo flattens a tuple or dict output in order, as self.output_names does
-            torch.onnx.export(module, example, str(path), dynamo=True, input_names=names, output_names=outputs,
-                              dynamic_shapes=tuple({0: batch} for _ in names), optimize=True, external_data=False)
-            exporter = "dynamo"
-        except Exception as err:  # reported, never silent
-            notes.append(f"dynamo exporter failed ({one_line(err, 300)}); used the legacy TorchScript exporter")
-            try:
-                torch.onnx.export(Flat().eval(), example, str(path), dynamo=False, input_names=names, output_names=outputs,
-                                  dynamic_axes={**dynamic, **{o: {0: "batch"} for o in outputs}}, opset_version=17)
-            except Exception as err2:
-                raise UserModelError(f"{self.factory}: torch.onnx.export failed with both exporters: dynamo: "
-                                     f"{one_line(err, 200)}; legacy: {one_line(err2, 200)}") from None
-            exporter = "legacy"
-        return exporter, notes
-
-    def export_saved_model(self, spec: ModelSpec, declared: Sequence[Declared], root: Path, probes, reference_probe,
-                           backends, say: Callable) -> OnnxToTf:
-        import onnx
-
-        path = root / "model_export.onnx"
-        say(f"   PyTorch -> ONNX (dynamo) and onnxruntime against torch", flush=True)
-        exporter, notes = self._export_onnx(path, declared, probes)
-        onnx_source = OnnxSource(path, proto=onnx.load(str(path)), what="exported ONNX model")
-        got = onnx_source.reference(probes)
-        for name, ref in reference_probe.items():
-            err = float(np.max(np.abs(got[name].astype(np.float64) - ref.astype(np.float64)))) if ref.size else 0.0
-            limit = 1e-4 * max(1.0, float(np.max(np.abs(ref))) if ref.size else 1.0)
-            if not err <= limit:
-                raise UserModelError(f"{self.factory}: the ONNX export ({exporter}) differs from torch by {err:.3g} on "
-                                     f"output {name!r} (allowed {limit:.3g}); the export is wrong")
-        opset = next(o.version for o in onnx_source.proto.opset_import if o.domain in ("", "ai.onnx"))
-        result = onnx_source.export_saved_model(spec, onnx_source.declared_inputs(), root, probes, reference_probe,
-                                                backends, say)
-        path.unlink()
-        result.notes = notes + result.notes
-        result.exporter = f"onnx({exporter}, opset {opset})"
-        return result
+    def export_onnx(self, path: Path, probes: dict[str, np.ndarray]) -> OnnxExport:
+        """The module as an ONNX file (dynamic batch), checked against torch on the probes."""
+        if self._outputs is None:
+            self.reference({k: v[:1] for k, v in probes.items()})  # learns the output structure and names
+        return export_torch(self.module, path, [d.name for d in self._declared], self.output_names,
+                            {d.name: probes[d.name] for d in self._declared}, structure=self._structure or "tensor",
+                            label=str(self.factory))

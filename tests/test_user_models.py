@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks._byom_models import (encoder_sample, encoder_weights, keras_seeded, lppool_onnx, lppool_sample,
+from benchmarks._user_models import (encoder_sample, encoder_weights, keras_seeded, lppool_onnx, lppool_sample,
                                      resblock_onnx, resblock_sample, resnet_block, tiny_encoder, two_input_keras,
                                      two_input_sample, wide_keras, wide_sample)
 from edgeproof import cli, model_names
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.stack
 REFERENCE_MODELS = ["imdb_lstm", "linreg", "mnist_cnn", "mnist_gan", "translator"]
 
 
-# -- the models a user might bring are built by benchmarks/_byom_models.py (shared with `python -m benchmarks.byom`;
-# its torch factories are imported above, so `--torch tests.test_byom:NAME` finds them); these ones are broken -----
+# -- the models a user might bring are built by benchmarks/_user_models.py (shared with `python -m benchmarks.user_models`;
+# its torch factories are imported above, so `--torch tests.test_user_models:NAME` finds them); these ones are broken -----
 
 def failing_factory():
     raise RuntimeError("checkpoint server unreachable")
@@ -53,7 +53,7 @@ def _scale_layer():
 _LAZY = {}
 
 
-def __getattr__(name):  # `--keras-custom tests.test_byom:Scale` without importing TensorFlow at collection
+def __getattr__(name):  # `--keras-custom tests.test_user_models:Scale` without importing TensorFlow at collection
     if name == "Scale":
         if name not in _LAZY:
             _LAZY[name] = _scale_layer()
@@ -71,8 +71,8 @@ def work(tmp_path_factory):
 @pytest.fixture(scope="module")
 def keras_two(work):
     """Keras functional model, two inputs and two outputs, labels: converted, verified, deployed (pi, web)."""
-    from edgeproof.convert import convert_user_model
-    from edgeproof.deploy._gate import deploy
+    from edgeproof.pipeline import convert_user_model
+    from edgeproof.deploy import deploy
 
     model = two_input_keras(work / "two_input.keras")
     sample = two_input_sample(model, 48)
@@ -94,7 +94,7 @@ def encoder_cli(work):
     np.savez(work / "encoder.npz", **x)
     module = encoder_weights(work / "encoder.pt")  # "trained" weights, different from the factory's initialisation
     artifacts = work / "artifacts"
-    code = cli.main(["convert", "--torch", "tests.test_byom:tiny_encoder", "--weights", str(work / "encoder.pt"),
+    code = cli.main(["convert", "--torch", "tests.test_user_models:tiny_encoder", "--weights", str(work / "encoder.pt"),
                      "--sample-data", str(work / "encoder.npz"), "--name", "encoder", "--targets", "tflite,tfjs",
                      "--modes", "fp32,int8", "--representative-samples", "32", "--artifacts", str(artifacts)])
     deployed = cli.main(["deploy", "--target", "pi", "--model", "encoder", "--artifacts", str(artifacts)])
@@ -104,7 +104,7 @@ def encoder_cli(work):
 @pytest.fixture(scope="module")
 def resnet_onnx(work):
     """The ResNet-style block exported to ONNX by the user (legacy exporter, dynamic batch), NCHW, labels."""
-    from edgeproof.convert import convert_user_model
+    from edgeproof.pipeline import convert_user_model
 
     block = resblock_onnx(work / "resblock.onnx")
     sample = resblock_sample(block, 40)
@@ -198,7 +198,7 @@ def test_resnet_block_nchw_onnx_becomes_nhwc_and_the_runtime_takes_nchw(resnet_o
     import torch
 
     from edgeproof.runtime import Model
-    from edgeproof.deploy._gate import deploy
+    from edgeproof.deploy import deploy
 
     block, x, result = resnet_onnx
     assert [t.name for t in result.spec.inputs] == ["input_1"]  # `input.1` renamed: onnx-tf breaks on dots
@@ -218,7 +218,7 @@ def test_resnet_block_nchw_onnx_becomes_nhwc_and_the_runtime_takes_nchw(resnet_o
 
 
 def test_an_op_onnx2tf_cannot_convert_falls_back_to_onnx_tf(work):
-    from edgeproof.convert import convert_user_model
+    from edgeproof.pipeline import convert_user_model
 
     lppool_onnx(work / "lppool.onnx")
     np.savez(work / "lppool.npz", **lppool_sample(20))
@@ -250,7 +250,7 @@ def test_a_fixed_batch_onnx_with_an_int64_output(work):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgeproof.convert import convert_user_model
+    from edgeproof.pipeline import convert_user_model
 
     w = numpy_helper.from_array(np.random.default_rng(6).standard_normal((6, 4)).astype(np.float32), "w")
     graph = helper.make_graph(
@@ -275,7 +275,7 @@ def test_a_fixed_batch_onnx_with_an_int64_output(work):
 
 def test_a_model_of_tens_of_megabytes(work):
     """A wide Dense stack (8.4 M parameters, ~34 MB in fp32), to fp32 and dynamic-range TFLite."""
-    from edgeproof.convert import convert_user_model
+    from edgeproof.pipeline import convert_user_model
 
     model = wide_keras()
     np.savez(work / "wide.npz", **wide_sample(16))
@@ -288,7 +288,7 @@ def test_a_model_of_tens_of_megabytes(work):
 
 
 def test_custom_keras_layer_needs_registering_and_then_converts(work):
-    from edgeproof.convert import convert_user_model
+    from edgeproof.pipeline import convert_user_model
 
     keras = keras_seeded()
     Scale = _scale_layer()
@@ -301,7 +301,7 @@ def test_custom_keras_layer_needs_registering_and_then_converts(work):
     assert err.value.layer == "Scale"
     assert "custom_objects" in str(err.value) and "--keras-custom" in str(err.value)
     assert not artifacts.exists()
-    code = cli.main(["convert", "--keras", str(work / "custom.keras"), "--keras-custom", "tests.test_byom:Scale",
+    code = cli.main(["convert", "--keras", str(work / "custom.keras"), "--keras-custom", "tests.test_user_models:Scale",
                      "--sample-data", str(work / "custom.npz"), "--targets", "tflite", "--modes", "fp32",
                      "--artifacts", str(artifacts)])
     assert code == 0
@@ -403,10 +403,10 @@ def test_bad_input_is_one_clear_line_and_no_output(bad, capsys, case, expected):
         "truncated .keras": ["--keras", tmp / "truncated.keras", "--sample-data", tmp / "image.npz"],
         "sample shapes do not match": ["--keras", keras_file, "--sample-data", tmp / "wrong_image.npz"],
         "sample data lacks an input": ["--keras", keras_file, "--sample-data", tmp / "missing_input.npz"],
-        "factory raises": ["--torch", "tests.test_byom:failing_factory", "--sample-data", tmp / "tokens.npz"],
+        "factory raises": ["--torch", "tests.test_user_models:failing_factory", "--sample-data", tmp / "tokens.npz"],
         "factory module missing": ["--torch", "no_such_module:build", "--sample-data", tmp / "tokens.npz"],
-        "factory returns no module": ["--torch", "tests.test_byom:not_a_module", "--sample-data", tmp / "tokens.npz"],
-        "weights do not fit": ["--torch", "tests.test_byom:resnet_block", "--weights", _wrong_weights(tmp),
+        "factory returns no module": ["--torch", "tests.test_user_models:not_a_module", "--sample-data", tmp / "tokens.npz"],
+        "weights do not fit": ["--torch", "tests.test_user_models:resnet_block", "--weights", _wrong_weights(tmp),
                                "--sample-data", tmp / "image.npz"],
         "no sample data option": ["--onnx", onnx_file],
     }[case]
@@ -424,7 +424,7 @@ def _wrong_weights(tmp):
 
 
 def test_typed_errors_from_the_python_api(bad):
-    from edgeproof.convert import convert_user_model
+    from edgeproof.pipeline import convert_user_model
 
     tmp, keras_file, onnx_file, _ = bad
     cases = [
@@ -432,7 +432,7 @@ def test_typed_errors_from_the_python_api(bad):
         (ModelFormatError, dict(model=keras_file, kind="onnx", sample_data=tmp / "image.npz")),
         (CorruptModelError, dict(model=tmp / "truncated.onnx", sample_data=tmp / "image.npz")),
         (SampleDataError, dict(model=keras_file, sample_data=tmp / "wrong_image.npz")),
-        (FactoryError, dict(model="tests.test_byom:failing_factory", sample_data=tmp / "tokens.npz")),
+        (FactoryError, dict(model="tests.test_user_models:failing_factory", sample_data=tmp / "tokens.npz")),
     ]
     for error, kwargs in cases:
         with pytest.raises(error):
@@ -442,8 +442,8 @@ def test_typed_errors_from_the_python_api(bad):
 
 def test_input_shape_and_layout_overrides_and_metric_choice():
     from edgeproof._spec import Layout
-    from edgeproof.convert._byom_sample import SampleData
-    from edgeproof.convert._byom_spec import Declared, choose_metric, parse_input_shapes, parse_layouts, resolve_inputs
+    from edgeproof.convert._sample_data import SampleData
+    from edgeproof.convert._user_inputs import Declared, choose_metric, parse_input_shapes, parse_layouts, resolve_inputs
     from edgeproof.errors import UserModelError
 
     declared = [Declared("pixels", "pixels", (None, None, None, 3), "float32")]  # open H and W

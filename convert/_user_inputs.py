@@ -1,33 +1,19 @@
-"""A user's own model as an ad-hoc ModelSpec: its input signature (declared by the model or read from
-the sample data, overridable), its outputs, the metric, probes drawn from the sample data, and
-user_model.json, which lets `deploy` rebuild the spec later. User specs are never registered in the
-global registry: `edgeproof.model_names()` lists the reference models only."""
+"""A user's own model's tensors: its inputs as the model declares them, matched with the sample data and
+the --input-shape / --layout overrides, its outputs as it returns them, and the metric its labels call
+for. Nothing here imports TensorFlow or PyTorch."""
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from edgeproof._quant import QuantMode
-from edgeproof._spec import (DEFAULT_BUDGETS, PROFILE_NAMES, Distribution, Layout, Metric, ModelSpec, ParityBudget,
-                             Profile, Task, TensorSpec)
+from edgeproof._metrics import METRICS, NO_LABELS
+from edgeproof._spec import Distribution, Layout, TensorSpec
 from edgeproof.errors import SampleDataError, UserModelError
 
-from ._byom_sample import SampleData, sanitize
+from ._sample_data import SampleData, sanitize
 
-USER_MODEL_JSON = "user_model.json"
-USER_MODEL_FORMAT = "edgeproof-user-model"
-SOURCES = ("keras", "onnx", "torch")
-NO_LABELS = "numeric parity only: no labels"
-METRICS = {
-    "accuracy": Metric("accuracy", higher_is_better=True, unit="% of the sample data"),
-    "mse": Metric("mse", higher_is_better=False, unit="mean squared error"),
-    "none": Metric("none", higher_is_better=False, unit=NO_LABELS),
-}
-_PROFILES = {p: Profile(epochs=0, batch_size=1) for p in PROFILE_NAMES}  # user models are not trained here
 PROBE_COUNT = 16
 
 
@@ -205,15 +191,6 @@ def static_batch(inputs: Sequence[TensorSpec]) -> Optional[int]:
     return sizes.pop() if len(sizes) == 1 and None not in sizes else None
 
 
-def chunked(predict, step: int):
-    """`predict` over inputs of any length, in slices of `step` examples (a fixed batch: exactly `step`)."""
-    def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        n = len(next(iter(inputs.values())))
-        parts = [predict({k: v[i:i + step] for k, v in inputs.items()}) for i in range(0, n, step)]
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    return run
-
-
 def output_specs(names: Sequence[str], outputs: Mapping[str, np.ndarray], kind: str) -> list[TensorSpec]:
     specs = []
     for name in names:
@@ -264,135 +241,3 @@ def choose_metric(requested: Optional[str], labels: Optional[np.ndarray], output
         return "accuracy", threshold
     raise SampleDataError(f"cannot choose a metric for labels {list(labels.shape)} {labels.dtype} and a first output "
                           f"of shape {list(output.shape)}: pass --metric accuracy, mse or none")
-
-
-def decisions(output: np.ndarray, threshold: float) -> np.ndarray:
-    output = np.asarray(output)
-    if output.ndim == 2 and output.shape[1] > 1:
-        return output.argmax(-1)
-    return (output.reshape(len(output)) > threshold).astype(np.int64)
-
-
-def score(metric: str, output: np.ndarray, labels: Optional[np.ndarray], threshold: float) -> Optional[float]:
-    if metric == "none" or labels is None:
-        return None
-    if metric == "accuracy":
-        return float(np.mean(decisions(output, threshold) == labels.reshape(len(labels)).astype(np.int64)) * 100)
-    out = np.asarray(output, np.float64).reshape(len(output), -1)
-    return float(np.mean((out - np.asarray(labels, np.float64).reshape(out.shape)) ** 2))
-
-
-# -- the spec ---------------------------------------------------------------------------------------------
-
-@dataclass
-class UserModelInfo:
-    """What user_model.json holds: enough to rebuild the spec and to say where the model came from."""
-
-    name: str
-    source: str  # keras | onnx | torch
-    source_path: str
-    inputs: list[dict[str, Any]]
-    outputs: list[dict[str, Any]]
-    metric: str
-    threshold: float
-    labels: bool
-    sample_data: str
-    examples: int
-    budgets: dict[str, dict[str, Any]]
-    onnx_backend: Optional[dict[str, Any]] = None  # {"used": ..., "attempts": [{"backend", "ok", "error"}]}
-    casts: list[str] = field(default_factory=list)  # int64 -> int32 at the artifact boundary, per input
-    notes: list[str] = field(default_factory=list)
-    weights: Optional[str] = None  # torch: the state dict the factory's module was loaded with
-    format: str = USER_MODEL_FORMAT
-    format_version: int = 1
-
-    def preprocessing(self) -> dict[str, Any]:
-        """preprocessing.json of this model's bundles: no preprocessing, the value ranges of the sample
-        data (the runtime's benchmark feeds valid ids), the int64 -> int32 casts."""
-        return {"kind": "custom", "value_ranges": {t["name"]: t["value_range"] for t in self.inputs},
-                "source_dtypes": {t["name"]: t["dtype"] for t in self.inputs}, "casts": self.casts,
-                "note": "raw tensors in, raw tensors out: feed what the source model takes"}
-
-
-def _tensor_dict(t: TensorSpec, source_name: Optional[str] = None) -> dict[str, Any]:
-    return {"name": t.name, "source_name": source_name or t.name, "shape": list(t.shape), "dtype": t.dtype,
-            "layout": t.layout.value, "value_range": list(t.value_range)}
-
-
-def _tensor_spec(d: dict[str, Any]) -> TensorSpec:
-    dist = Distribution.INTEGER if np.dtype(d["dtype"]).kind in "iub" else Distribution.UNIFORM
-    return TensorSpec(d["name"], tuple(d["shape"]), d["dtype"], Layout(d["layout"]), dist, tuple(d["value_range"]))
-
-
-def make_spec(name: str, description: str, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec], metric: str,
-              budgets: Optional[Mapping[Any, ParityBudget]] = None,
-              probes: Optional[dict[str, np.ndarray]] = None) -> ModelSpec:
-    merged = dict(DEFAULT_BUDGETS)
-    for mode, budget in (budgets or {}).items():
-        merged[QuantMode(mode)] = budget
-    probe_fn = None
-    count = PROBE_COUNT
-    if probes is not None:
-        count = len(next(iter(probes.values())))
-        probe_fn = lambda n, rng: {k: v[:n] for k, v in probes.items()}  # noqa: E731 - fixed: the sample's first rows
-    return ModelSpec(name=name, task=Task.CUSTOM, dataset="user sample data", description=description,
-                     inputs=tuple(inputs), outputs=tuple(outputs), metric=METRICS[metric], profiles=_PROFILES,
-                     quality_bar="n/a (a user model: judged against itself)", budgets=merged, probe_count=count,
-                     probe_fn=probe_fn)
-
-
-def info_for(spec: ModelSpec, source: str, source_path: str, declared: Sequence[Declared], threshold: float,
-             labels: bool, sample_data: str, examples: int) -> UserModelInfo:
-    by_name = {d.name: d.source_name for d in declared}
-    return UserModelInfo(
-        name=spec.name, source=source, source_path=source_path,
-        inputs=[_tensor_dict(t, by_name.get(t.name)) for t in spec.inputs],
-        outputs=[_tensor_dict(t) for t in spec.outputs], metric=spec.metric.name, threshold=threshold,
-        labels=labels, sample_data=sample_data, examples=examples,
-        budgets={m.value: asdict(b) for m, b in spec.budgets.items()},
-        casts=[f"{t.name}: int64 -> int32 at the artifact's boundary (ids must fit in int32)"
-               for t in spec.inputs if t.dtype == "int64"])
-
-
-def write_info(root: Path, info: UserModelInfo) -> Path:
-    from edgeproof._atomic import write_bytes_atomic
-
-    path = Path(root) / USER_MODEL_JSON
-    write_bytes_atomic(path, json.dumps(asdict(info), indent=2).encode())
-    return path
-
-
-def read_info(root: Path | str) -> Optional[UserModelInfo]:
-    path = Path(root) / USER_MODEL_JSON
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text())
-    if data.get("format") != USER_MODEL_FORMAT:
-        return None
-    return UserModelInfo(**data)
-
-
-def load_user_spec(root: Path | str, probes: Optional[dict[str, np.ndarray]] = None) -> Optional[ModelSpec]:
-    """The spec of the user model converted into `root` (artifacts/<name>/<source>), or None.
-    `probes`: the sample data's first rows, as its conversion took them (for verifying it again)."""
-    info = read_info(root)
-    if info is None:
-        return None
-    budgets = {QuantMode(m): ParityBudget(**b) for m, b in info.budgets.items()}
-    return make_spec(info.name, f"user model ({info.source}: {info.source_path})",
-                     [_tensor_spec(t) for t in info.inputs], [_tensor_spec(t) for t in info.outputs], info.metric,
-                     budgets, probes)
-
-
-def find_user_models(artifacts: Path | str, names: Optional[Iterable[str]] = None) -> list[tuple[ModelSpec, str, Path]]:
-    """(spec, source, folder) of every user model converted under `artifacts` (or of the named ones)."""
-    wanted = None if names is None else set(names)
-    found = []
-    for path in sorted(Path(artifacts).glob(f"*/*/{USER_MODEL_JSON}")):
-        root = path.parent
-        if root.name not in SOURCES or (wanted is not None and root.parent.name not in wanted):
-            continue
-        spec = load_user_spec(root)
-        if spec is not None:
-            found.append((spec, root.name, root))
-    return found

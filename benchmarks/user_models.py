@@ -1,7 +1,7 @@
-"""`python -m benchmarks.byom`: rerun the README's "Bring your own model" table. Builds the models of
-tests/test_byom.py (benchmarks/_byom_models.py), writes each source file and its sample .npz into
+"""`python -m benchmarks.user_models`: rerun the README's "Bring your own model" table. Builds the models of
+tests/test_user_models.py (benchmarks/_user_models.py), writes each source file and its sample .npz into
 --out, runs the real `edgeproof convert` on each in every precision, then `edgeproof deploy --target
-pi`, and writes byom_results.md and byom_results.json there. Every number is read from what the
+pi`, and writes user_model_results.md and user_model_results.json there. Every number is read from what the
 commands produced (conversion.json, parity.json, user_model.json, deploy/pi/index.json), except the
 wall time, which is each convert command's, start to end."""
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 ROWS = 200  # sample rows per model
 WIDE_ROWS = 64  # `wide` is 34 MB in fp32: fewer rows keep its verification short
-RESULTS = "byom_results"
+RESULTS = "user_model_results"
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Case:
 
 
 def _two_input(out: Path) -> list[str]:
-    from ._byom_models import two_input_keras, two_input_sample
+    from ._user_models import two_input_keras, two_input_sample
 
     model = two_input_keras(out / "two_input.keras")
     np.savez(out / "two_input.npz", **two_input_sample(model, ROWS))
@@ -43,16 +43,16 @@ def _two_input(out: Path) -> list[str]:
 
 
 def _encoder(out: Path) -> list[str]:
-    from ._byom_models import encoder_sample, encoder_weights
+    from ._user_models import encoder_sample, encoder_weights
 
     encoder_weights(out / "encoder.pt")
     np.savez(out / "encoder.npz", **encoder_sample(ROWS))
-    return ["--torch", "benchmarks._byom_models:tiny_encoder", "--weights", str(out / "encoder.pt"),
+    return ["--torch", "benchmarks._user_models:tiny_encoder", "--weights", str(out / "encoder.pt"),
             "--sample-data", str(out / "encoder.npz")]
 
 
 def _resblock(out: Path) -> list[str]:
-    from ._byom_models import resblock_onnx, resblock_sample
+    from ._user_models import resblock_onnx, resblock_sample
 
     block = resblock_onnx(out / "resblock.onnx")
     np.savez(out / "resblock.npz", **resblock_sample(block, ROWS))
@@ -60,7 +60,7 @@ def _resblock(out: Path) -> list[str]:
 
 
 def _lppool(out: Path) -> list[str]:
-    from ._byom_models import lppool_onnx, lppool_sample
+    from ._user_models import lppool_onnx, lppool_sample
 
     lppool_onnx(out / "lppool.onnx")
     np.savez(out / "lppool.npz", **lppool_sample(ROWS))
@@ -68,7 +68,7 @@ def _lppool(out: Path) -> list[str]:
 
 
 def _wide(out: Path) -> list[str]:
-    from ._byom_models import wide_keras, wide_sample
+    from ._user_models import wide_keras, wide_sample
 
     wide_keras(out / "wide.keras")
     np.savez(out / "wide.npz", **wide_sample(WIDE_ROWS))
@@ -229,12 +229,12 @@ def markdown(results: dict[str, Any]) -> str:
     refused = deploy.get("refused", [])
     lines = [
         "# Bring your own model: measured", "",
-        f"Regenerate with `python -m benchmarks.byom` (this run: `{results['command']}`, {results['date']}, "
+        f"Regenerate with `python -m benchmarks.user_models` (this run: `{results['command']}`, {results['date']}, "
         f"{results['machine']['cpu_count']} CPUs, {results['machine']['machine']}). `edgeproof convert` in every "
         f"precision, {ROWS} sample rows ({WIDE_ROWS} for `wide`); then `edgeproof deploy --target pi` made "
         f"{len(deploy.get('bundles', []))} bundles and refused {len(refused)}"
         + (": " + ", ".join(f"`{r['artifact']}`" for r in refused) if refused else "") + ".", "",
-        "| model (as in `tests/test_byom.py`) | source, route | verdicts | wall (s) | notes |",
+        "| model (as in `tests/test_user_models.py`) | source, route | verdicts | wall (s) | notes |",
         "|---|---|---|---|---|"]
     for row in results["models"]:
         model = f"`{row['name']}`: {row['description']}"
@@ -245,7 +245,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {model} | {row['route']} | {_verdict_cell(row)} | {row['wall_s']:.0f} | {_notes_cell(row)} |")
     lines += ["", "Wall: each `edgeproof convert` command from start to end (Python and framework imports, the "
                   "export, every conversion, verification of every artifact in its own runtime, the report); "
-                  "per-stage seconds, sizes, errors and verdicts per artifact are in byom_results.json."]
+                  "per-stage seconds, sizes, errors and verdicts per artifact are in user_model_results.json."]
     return "\n".join(lines) + "\n"
 
 
@@ -257,11 +257,11 @@ def _csv(value: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks.byom",
+        prog="python -m benchmarks.user_models",
         description="Rerun the README's bring-your-own-model table: build the test models, run `edgeproof "
                     "convert` (every precision) and `edgeproof deploy --target pi` on them, write "
-                    "byom_results.md and byom_results.json.")
-    p.add_argument("--out", default="artifacts-byom", metavar="DIR",
+                    "user_model_results.md and user_model_results.json.")
+    p.add_argument("--out", default="artifacts-user-models", metavar="DIR",
                    help="where the models, sample data, artifacts, logs and results go (default: %(default)s)")
     p.add_argument("--models", type=_csv, default=list(CASES), metavar="LIST",
                    help=f"comma-separated, from {','.join(CASES)} (default: all)")
@@ -316,7 +316,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if unknown or not args.models:
         parser.error(f"--models: unknown {unknown}; choose from {','.join(CASES)}")
     names = [n for n in CASES if n in args.models]
-    results = run(Path(args.out), names, shlex.join(["python", "-m", "benchmarks.byom", *argv]))
+    results = run(Path(args.out), names, shlex.join(["python", "-m", "benchmarks.user_models", *argv]))
     return 0 if all("artifacts" in r for r in results["models"]) else 1
 
 

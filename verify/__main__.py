@@ -1,6 +1,6 @@
 """Rebuild the parity report from the parity.json files under an artifacts folder.
 
-    python -m edgeproof.verify.report artifacts      # writes parity_report.{json,md,html}, prints the Markdown
+    python -m edgeproof.verify artifacts      # writes parity_report.{json,md,html}, prints the Markdown
 """
 from __future__ import annotations
 

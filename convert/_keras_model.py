@@ -1,6 +1,6 @@
 """A user's Keras (tf-keras) model: a .keras archive, an .h5 file, a SavedModel folder or a model
 object. Loaded with the user's custom objects; an unregistered custom layer is a CustomLayerError
-naming the class. The reference is the Keras model itself; the SavedModel has one serving signature
+naming the class. The reference is the Keras model itself; `export` writes a SavedModel with one serving signature
 with the model's input and output names, int64 inputs taking int32 (cast inside)."""
 from __future__ import annotations
 
@@ -8,17 +8,17 @@ import importlib
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from edgeproof._frameworks import import_tensorflow, import_tf_keras
-from edgeproof._spec import ModelSpec
+from edgeproof._frameworks import import_tf_keras
+from edgeproof._spec import TensorSpec
 from edgeproof.errors import CorruptModelError, CustomLayerError, ModelFormatError, UserModelError
 
-from ._byom_files import require_exists, sniff
-from ._byom_savedmodel import BoundSavedModel, bind_saved_model
-from ._byom_spec import Declared, unique_names
+from ._model_files import require_exists, sniff
+from ._saved_model import export_keras
+from ._user_inputs import Declared, unique_names
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 _UNKNOWN_CLASS = (r"Unknown (?:layer|object|activation|loss|metric|initializer|regularizer|constraint): '?([\w.]+)'?",
@@ -65,7 +65,9 @@ def _check_file(path: Path) -> None:
         raise CorruptModelError(f"{path} is not {expected}: the file is damaged or mislabelled")
 
 
-class KerasSource:
+class KerasModel:
+    """A tf-keras model (file or object): declared inputs and outputs, the model itself as the reference."""
+
     kind = "keras"
 
     def __init__(self, model: Any, custom_objects: Optional[Mapping[str, Any]] = None):
@@ -129,22 +131,6 @@ class KerasSource:
         shutil.copyfile(self.path, dest / name)
         return [f"{name}: the Keras model as given"]
 
-    def export_saved_model(self, spec: ModelSpec, declared: Sequence[Declared], root: Path, probes, reference_probe,
-                           backends, say: Callable) -> BoundSavedModel:
-        """One `serving_default` signature: spec names in and out, int64 inputs as int32."""
-        tf = import_tensorflow()
-        signature = {}
-        for t in spec.inputs:
-            dtype = tf.int32 if t.dtype == "int64" else tf.as_dtype(t.dtype)
-            signature[t.name] = tf.TensorSpec(tuple(t.shape), dtype, name=t.name)
-        source = self
-
-        @tf.function(input_signature=[signature])
-        def serve(inputs):
-            args = [tf.cast(inputs[t.name], tf.int64) if t.dtype == "int64" else inputs[t.name] for t in spec.inputs]
-            return source._as_dict(source._call(args))
-
-        path = root / "saved_model"
-        say("   Keras -> SavedModel", flush=True)
-        tf.saved_model.save(self.model, str(path), signatures={"serving_default": serve.get_concrete_function()})
-        return bind_saved_model(path, spec, probes, reference_probe)
+    def export(self, inputs: Sequence[TensorSpec], directory: Path, batch_size: Optional[int] = None) -> Path:
+        """One `serving_default` signature: the contract's input names in, the output names out."""
+        return export_keras(self.model, inputs, self._as_dict, directory, batch_size)

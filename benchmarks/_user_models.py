@@ -1,6 +1,6 @@
-"""The models a user might bring, shared by tests/test_byom.py and `python -m benchmarks.byom`: each
+"""The models a user might bring, shared by tests/test_user_models.py and `python -m benchmarks.user_models`: each
 builder writes (or returns) the source model, each `*_sample(n)` the sample data's arrays. The torch
-factories are importable as `benchmarks._byom_models:NAME` (for `edgeproof convert --torch`).
+factories are importable as `benchmarks._user_models:NAME` (for `edgeproof convert --torch`).
 TensorFlow and PyTorch are imported inside the builders only."""
 from __future__ import annotations
 

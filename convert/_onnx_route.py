@@ -1,6 +1,8 @@
-"""A user's ONNX model (from any exporter): read and checked, run by onnxruntime as the reference,
-prepared for the converters, and turned into a TensorFlow SavedModel by onnx2tf, or by onnx-tf when
-onnx2tf cannot (both attempts are recorded).
+"""ONNX -> TensorFlow SavedModel, once for every ONNX graph (a user's file, or torch's export of a zoo or
+user module): the graph is prepared for the converters, then onnx2tf (NCHW graphs become NHWC) or onnx-tf
+(keeps NCHW; needs the compatibility module) turns it into a SavedModel, which is checked against the
+source model on the probes; when a backend fails (or its graph computes something else) the next one is
+tried, and every attempt is recorded.
 
 Preparation writes a copy of the graph with: safe tensor names (onnx-tf breaks on `input.1`), the
 open non-batch dimensions fixed from the sample data, and int64 inputs/outputs taking/returning
@@ -12,120 +14,31 @@ import io
 import re
 import shutil
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import numpy as np
+from edgeproof._spec import Layout, ModelContract, TensorSpec
+from edgeproof._util import one_line
+from edgeproof.errors import UserConversionError
 
-from edgeproof._spec import Layout, ModelSpec
-from edgeproof.errors import CorruptModelError, ModelFormatError, UserConversionError
-
-from ._byom_files import require_exists, sniff
-from ._byom_savedmodel import BoundSavedModel, bind_saved_model
-from ._byom_spec import Declared, unique_names
-from ._onnx_backends import OnnxBackend, onnx_to_saved_model
+from ._saved_model import BoundSavedModel, bind_saved_model
+from ._user_inputs import Declared
 
 INT64_SUFFIX = "__int64"
 
 
-def one_line(err: BaseException, limit: int = 400) -> str:
-    text = " ".join(str(err).split())
-    return (f"{type(err).__name__}: {text}" if text else type(err).__name__)[:limit]
+class OnnxBackend(str, Enum):
+    ONNX2TF = "onnx2tf"
+    ONNX_TF = "onnx-tf"
 
 
-class OnnxSource:
-    """An ONNX file as a user model: declared inputs, outputs, and onnxruntime as the reference."""
+def backends_for(choice: Optional[str]) -> list[OnnxBackend]:
+    """`auto` (or None): onnx2tf, then onnx-tf when onnx2tf fails; a backend's name: that one only."""
+    if choice in (None, "auto"):
+        return [OnnxBackend.ONNX2TF, OnnxBackend.ONNX_TF]
+    return [OnnxBackend(choice)]
 
-    kind = "onnx"
-
-    def __init__(self, path: Path | str, proto=None, what: str = "ONNX model"):
-        import onnx
-
-        self.path = require_exists(path, what)
-        if proto is None:
-            found = sniff(self.path) if not _starts_like_onnx(self.path) else None
-            if found is not None:
-                kind, option = found
-                raise ModelFormatError(f"{self.path} is {kind}, not an ONNX model: "
-                                       + (f"pass it with {option}" if option.startswith("--") else
-                                          "--onnx takes a .onnx file exported by torch.onnx, tf2onnx, "
-                                          "Hugging Face optimum, skl2onnx..."))
-            try:
-                proto = onnx.load(str(self.path))
-            except Exception as err:
-                raise CorruptModelError(f"{self.path} cannot be parsed as ONNX ({one_line(err, 200)}): the file is "
-                                        f"truncated, damaged or not an ONNX model") from None
-        if not proto.graph.node or not proto.graph.output:
-            raise CorruptModelError(f"{self.path} holds no ONNX graph (no nodes or no outputs): the file is damaged "
-                                    f"or not an ONNX model")
-        try:
-            onnx.checker.check_model(proto)
-        except Exception as err:
-            raise CorruptModelError(f"{self.path} fails onnx.checker ({one_line(err, 300)})") from None
-        self.proto = proto
-        initializers = {i.name for i in proto.graph.initializer}
-        graph_inputs = [i for i in proto.graph.input if i.name not in initializers]
-        names = unique_names([i.name for i in graph_inputs])
-        self._declared = [Declared(n, i.name, _dims(i), _np_dtype(i)) for n, i in zip(names, graph_inputs)]
-        self._outputs = list(zip(unique_names([o.name for o in proto.graph.output]),
-                                 [o.name for o in proto.graph.output]))
-        self._session = None
-
-    def declared_inputs(self, sample=None) -> list[Declared]:
-        return list(self._declared)
-
-    @property
-    def output_names(self) -> list[str]:
-        return [n for n, _ in self._outputs]
-
-    def _ort(self):
-        if self._session is None:
-            import onnxruntime as ort
-
-            try:
-                self._session = ort.InferenceSession(self.proto.SerializeToString(), providers=["CPUExecutionProvider"])
-            except Exception as err:
-                raise CorruptModelError(f"onnxruntime cannot load {self.path}: {one_line(err, 300)}") from None
-        return self._session
-
-    def reference(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        feed = {d.source_name: np.ascontiguousarray(inputs[d.name].astype(d.dtype, copy=False)) for d in self._declared}
-        values = self._ort().run([s for _, s in self._outputs], feed)
-        return {n: np.asarray(v) for (n, _), v in zip(self._outputs, values)}
-
-    def save_source(self, dest: Path) -> list[str]:
-        shutil.copyfile(self.path, dest / "source_model.onnx")
-        return ["source_model.onnx: the ONNX model as given"]
-
-    def export_saved_model(self, spec: ModelSpec, declared: Sequence[Declared], root: Path, probes, reference_probe,
-                           backends: Sequence[OnnxBackend], say: Callable) -> "OnnxToTf":
-        prepared = prepare(self.proto, declared, self._outputs)
-        path = root / "model.onnx"
-        import onnx
-
-        onnx.save(prepared, str(path))
-        return onnx_to_tf(path, root / "saved_model", spec, probes, reference_probe, backends, say)
-
-
-def _starts_like_onnx(path: Path) -> bool:
-    if path.is_dir():
-        return False
-    with open(path, "rb") as f:
-        return f.read(1) == b"\x08"
-
-
-def _dims(value_info) -> tuple[Optional[int], ...]:
-    dims = value_info.type.tensor_type.shape.dim
-    return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
-
-
-def _np_dtype(value_info) -> str:
-    from onnx import helper
-
-    return np.dtype(helper.tensor_dtype_to_np_dtype(value_info.type.tensor_type.elem_type)).name
-
-
-# -- preparation ------------------------------------------------------------------------------------------
 
 def _subgraphs(node):
     from onnx import AttributeProto
@@ -210,20 +123,24 @@ class OnnxToTf:
     backend: OnnxBackend
     attempts: list[dict[str, Any]] = field(default_factory=list)  # {"backend", "ok", "error"}
     notes: list[str] = field(default_factory=list)
-    exporter: Optional[str] = None  # the PyTorch route: "onnx(dynamo, opset 18)"
 
     @property
     def prefer_layout(self) -> Optional[str]:
         return "NHWC" if self.backend is OnnxBackend.ONNX2TF else None
 
+    @property
+    def converter(self) -> str:
+        return self.backend.value
+
     def record(self) -> dict[str, Any]:
         return {"used": self.backend.value, "attempts": self.attempts}
 
 
-def _onnx2tf_options(spec: ModelSpec) -> dict[str, Any]:
-    """onnx2tf turns every 3-D..5-D input channels-last. Only NCHW images should be: the others keep
-    their shape exactly (a [batch, tokens, features] input is not an image)."""
-    keep = [t.name for t in spec.inputs if len(t.shape) >= 3 and not (len(t.shape) == 4 and t.layout is Layout.NCHW)]
+def _onnx2tf_options(native_inputs: Sequence[TensorSpec]) -> dict[str, Any]:
+    """onnx2tf turns every 3-D..5-D input channels-last. Only NCHW images should be (as the source model
+    takes them, `native_inputs`): the others keep their shape exactly (a [batch, tokens, features] input
+    is not an image)."""
+    keep = [t.name for t in native_inputs if len(t.shape) >= 3 and not (len(t.shape) == 4 and t.layout is Layout.NCHW)]
     return {"keep_shape_absolutely_input_names": keep} if keep else {}
 
 
@@ -238,8 +155,8 @@ def _onnx2tf_reason(printed: str) -> Optional[str]:
     return errors[0][:300] if errors else None
 
 
-def onnx_to_tf(onnx_path: Path, saved_model: Path, spec: ModelSpec, probes, reference_probe,
-               backends: Sequence[OnnxBackend], say: Callable) -> OnnxToTf:
+def onnx_to_tf(onnx_path: Path, saved_model: Path, contract: ModelContract, native_inputs: Sequence[TensorSpec],
+               probes, reference_probe, backends: Sequence[OnnxBackend], say: Callable) -> OnnxToTf:
     """Try each backend in order; the first whose SavedModel computes what onnxruntime computes wins."""
     attempts: list[dict[str, Any]] = []
     for backend in backends:
@@ -248,8 +165,8 @@ def onnx_to_tf(onnx_path: Path, saved_model: Path, spec: ModelSpec, probes, refe
         try:
             with contextlib.redirect_stdout(printed):
                 export = onnx_to_saved_model(onnx_path, saved_model, backend,
-                                             _onnx2tf_options(spec) if backend is OnnxBackend.ONNX2TF else None)
-            bound = bind_saved_model(saved_model, spec, probes, reference_probe,
+                                             _onnx2tf_options(native_inputs) if backend is OnnxBackend.ONNX2TF else None)
+            bound = bind_saved_model(saved_model, contract, probes, reference_probe,
                                      "NHWC" if backend is OnnxBackend.ONNX2TF else None)
         except (Exception, SystemExit) as err:  # onnx2tf may sys.exit() on a graph it cannot handle
             reason = _onnx2tf_reason(printed.getvalue()) if backend is OnnxBackend.ONNX2TF else None
@@ -268,3 +185,50 @@ def onnx_to_tf(onnx_path: Path, saved_model: Path, spec: ModelSpec, probes, refe
         return OnnxToTf(bound, backend, attempts, notes)
     raise UserConversionError(f"no ONNX backend could convert {onnx_path.name}: "
                               + "; ".join(f"{a['backend']}: {a['error']}" for a in attempts))
+
+
+@dataclass
+class TfExport:
+    saved_model: Path
+    backend: OnnxBackend
+    notes: list[str] = field(default_factory=list)
+
+
+def onnx_to_saved_model(onnx_path: Path, out_dir: Path, backend: OnnxBackend | str,
+                        onnx2tf_options: Optional[dict[str, Any]] = None) -> TfExport:
+    """`onnx2tf_options`: extra keyword arguments for onnx2tf.convert (users' models: which inputs keep
+    their layout)."""
+    backend = OnnxBackend(backend)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    if backend is OnnxBackend.ONNX2TF:
+        import onnx2tf
+
+        onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(out_dir), non_verbose=True,
+                        output_signaturedefs=True, copy_onnx_input_output_names_to_tflite=True,
+                        **(onnx2tf_options or {}))
+        for extra in out_dir.glob("*.tflite"):  # we convert every precision ourselves, from the SavedModel
+            extra.unlink()
+        return TfExport(out_dir, backend)
+    import onnx
+
+    from ._onnx_tf_compat import export_saved_model, prepare
+
+    rep = prepare(onnx.load(str(onnx_path)))
+    export_saved_model(rep, str(out_dir))
+    return TfExport(out_dir, backend, ["onnx-tf keeps the ONNX (NCHW) layout at the model's edges"])
+
+
+def onnx_route(model, declared: Optional[Sequence[Declared]], contract: ModelContract,
+               native_inputs: Sequence[TensorSpec], root: Path, probes, reference_probe,
+               backends: Sequence[OnnxBackend], say: Callable,
+               names: tuple[str, str] = ("model.onnx", "saved_model")) -> OnnxToTf:
+    """An OnnxModel prepared (`declared`: its inputs with open dimensions fixed; None: as the graph
+    declares them) into root/model.onnx, then converted into root/saved_model by the first backend whose
+    graph computes what onnxruntime computes. `names`: (ONNX file, SavedModel folder) under root."""
+    import onnx
+
+    prepared = prepare(model.proto, declared if declared is not None else model.declared_inputs(), model.output_map)
+    onnx_path = root / names[0]
+    onnx.save(prepared, str(onnx_path))
+    return onnx_to_tf(onnx_path, root / names[1], contract, native_inputs, probes, reference_probe, backends, say)
