@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from edgeproof._util import csv_list
+
 HERE = Path(__file__).resolve().parent
 
 
 def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
+    return csv_list(value) or []
 
 
 def _threads(value: str) -> tuple[int, ...]:

@@ -21,6 +21,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from edgeproof._util import csv_list
+
 REPO = Path(__file__).resolve().parents[1]
 ROWS = 200  # sample rows per model
 WIDE_ROWS = 64  # `wide` is 34 MB in fp32: fewer rows keep its verification short
@@ -252,7 +254,7 @@ def markdown(results: dict[str, Any]) -> str:
 # -- the run -----------------------------------------------------------------------------------------------------
 
 def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
+    return csv_list(value) or []
 
 
 def build_parser() -> argparse.ArgumentParser:

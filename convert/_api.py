@@ -72,6 +72,7 @@ def convert_source(source: Source, root: Path, *, targets: Iterable[str] = ("tfl
                             exported.route, notes, source_seconds, _describer(source, exported), say,
                             tfjs_saved_model=tfjs_saved_model)
     write_records(root, records, {"source": source.describe(), "onnx_backend": exported.onnx_backend,
+                                  "noise_floor": exported.noise_floor, "noise_methods": exported.noise_methods,
                                   "notes": notes})
     say(conversion_table(records))
     return records

@@ -6,6 +6,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 
+def cell_key(target: str, mode: str, variant: Optional[str] = None) -> str:
+    """'tflite/int8', or with a variant 'tflite/int8-16x8'."""
+    return f"{target}/{mode}" + (f"-{variant}" if variant else "")
+
+
 @dataclass
 class TensorInfo:
     name: str
@@ -35,10 +40,18 @@ class ArtifactRecord:
     layout_changes: list[str] = field(default_factory=list)
     ops: Optional[dict[str, Any]] = None  # TFLite: operator list, builtin-only flag, GPU delegate report
     notes: list[str] = field(default_factory=list)
+    # A variant of the (target, mode) cell: another route to the same precision (e.g. "litert-torch") or a
+    # repair of a failing 8-bit cell (e.g. "16x8", "mixed"); `recipe` says how it was made.
+    variant: Optional[str] = None
+    recipe: Optional[dict[str, Any]] = None
 
     @property
     def key(self) -> str:
-        return f"{self.target}/{self.mode}"
+        return cell_key(self.target, self.mode, self.variant)
+
+    @property
+    def cell(self) -> tuple[str, str, str]:
+        return (self.target, self.mode, self.variant or "")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

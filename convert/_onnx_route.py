@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
+
+from edgeproof._atomic import write_bytes_atomic
 from edgeproof._spec import Layout, ModelContract, TensorSpec
 from edgeproof._util import one_line
 from edgeproof.errors import UserConversionError
@@ -26,6 +30,7 @@ from ._saved_model import BoundSavedModel, bind_saved_model
 from ._user_inputs import Declared
 
 INT64_SUFFIX = "__int64"
+ONNX_NAMES_JSON = "onnx_names.json"  # safe node name -> the exporter's node name (the pre-pass renames nodes)
 
 
 class OnnxBackend(str, Enum):
@@ -71,8 +76,9 @@ def _rename_output(graph, old: str, new: str) -> None:
             vi.name = new
 
 
-def prepare(proto, declared: Sequence[Declared], outputs: Sequence[tuple[str, str]]):
-    """A copy of the graph ready for the converters (see the module docstring)."""
+def prepare(proto, declared: Sequence[Declared], outputs: Sequence[tuple[str, str]], batch: Optional[int] = None):
+    """A copy of the graph ready for the converters (see the module docstring); `batch`: fix the batch
+    dimension too (every shape static: what the converters handle best)."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -93,6 +99,9 @@ def prepare(proto, declared: Sequence[Declared], outputs: Sequence[tuple[str, st
             if i < len(dims) and size is not None:
                 dims[i].ClearField("dim_param")
                 dims[i].dim_value = int(size)
+            elif i < len(dims) and i == 0 and batch is not None:
+                dims[i].ClearField("dim_param")
+                dims[i].dim_value = int(batch)
             elif i < len(dims) and i == 0:
                 dims[i].dim_param = "batch"
         if gi.type.tensor_type.elem_type == TensorProto.INT64:
@@ -123,6 +132,8 @@ class OnnxToTf:
     backend: OnnxBackend
     attempts: list[dict[str, Any]] = field(default_factory=list)  # {"backend", "ok", "error"}
     notes: list[str] = field(default_factory=list)
+    prepass: list[dict[str, Any]] = field(default_factory=list)  # the pre-pass steps: {"step", "ok", "error"?}
+    noise_floor: dict[str, float] = field(default_factory=dict)  # onnxruntime optimized vs unoptimized, per output
 
     @property
     def prefer_layout(self) -> Optional[str]:
@@ -133,7 +144,7 @@ class OnnxToTf:
         return self.backend.value
 
     def record(self) -> dict[str, Any]:
-        return {"used": self.backend.value, "attempts": self.attempts}
+        return {"used": self.backend.value, "attempts": self.attempts, "prepass": self.prepass}
 
 
 def _onnx2tf_options(native_inputs: Sequence[TensorSpec]) -> dict[str, Any]:
@@ -155,36 +166,46 @@ def _onnx2tf_reason(printed: str) -> Optional[str]:
     return errors[0][:300] if errors else None
 
 
-def onnx_to_tf(onnx_path: Path, saved_model: Path, contract: ModelContract, native_inputs: Sequence[TensorSpec],
-               probes, reference_probe, backends: Sequence[OnnxBackend], say: Callable) -> OnnxToTf:
-    """Try each backend in order; the first whose SavedModel computes what onnxruntime computes wins."""
-    attempts: list[dict[str, Any]] = []
-    for backend in backends:
-        say(f"   ONNX -> TensorFlow with {backend.value}", flush=True)
-        printed = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(printed):
-                export = onnx_to_saved_model(onnx_path, saved_model, backend,
-                                             _onnx2tf_options(native_inputs) if backend is OnnxBackend.ONNX2TF else None)
-            bound = bind_saved_model(saved_model, contract, probes, reference_probe,
-                                     "NHWC" if backend is OnnxBackend.ONNX2TF else None)
-        except (Exception, SystemExit) as err:  # onnx2tf may sys.exit() on a graph it cannot handle
-            reason = _onnx2tf_reason(printed.getvalue()) if backend is OnnxBackend.ONNX2TF else None
-            error = f"{reason} ({one_line(err, 200)})" if reason else one_line(err)
-            attempts.append({"backend": backend.value, "ok": False, "error": error})
-            say(f"   {backend.value} failed: {error}", flush=True)
-            shutil.rmtree(saved_model, ignore_errors=True)
-            continue
-        attempts.append({"backend": backend.value, "ok": True, "error": None,
-                         "max_abs_error_vs_onnxruntime": bound.max_abs_error})
-        notes = list(export.notes)
-        failed = [a for a in attempts if not a["ok"]]
-        if failed:
-            notes.append(f"ONNX -> TensorFlow: {backend.value} converted the model after "
-                         + "; ".join(f"{a['backend']} failed: {a['error']}" for a in failed))
-        return OnnxToTf(bound, backend, attempts, notes)
-    raise UserConversionError(f"no ONNX backend could convert {onnx_path.name}: "
-                              + "; ".join(f"{a['backend']}: {a['error']}" for a in attempts))
+def _attempt(backend: OnnxBackend, onnx_path: Path, saved_model: Path, contract: ModelContract,
+             native_inputs: Sequence[TensorSpec], probes, reference_probe) -> tuple[Optional[Any], Optional[str]]:
+    """((export, bound), None) when `backend` turned the graph into a SavedModel that computes what onnxruntime
+    computes; (None, why not) otherwise. The backend runs in a worker process (convert/_worker): a converter
+    that crashes or exits becomes a failed attempt, not a dead conversion."""
+    from ._worker import Job, run_jobs
+
+    options = _onnx2tf_options(native_inputs) if backend is OnnxBackend.ONNX2TF else None
+    (outcome,) = run_jobs(onnx_path, [Job(backend.value, "", str(saved_model), options=options)])
+    if outcome.error:
+        shutil.rmtree(saved_model, ignore_errors=True)
+        return None, outcome.error[:600]
+    try:
+        bound = bind_saved_model(saved_model, contract, probes, reference_probe,
+                                 "NHWC" if backend is OnnxBackend.ONNX2TF else None)
+    except Exception as err:  # a graph that does not compute what onnxruntime computes
+        shutil.rmtree(saved_model, ignore_errors=True)
+        return None, one_line(err)
+    return (TfExport(saved_model, backend, list(outcome.notes)), bound), None
+
+
+def onnx_to_saved_model_reported(onnx_path: Path, out_dir: Path, backend: str,
+                                 onnx2tf_options: Optional[dict[str, Any]] = None) -> list[str]:
+    """onnx_to_saved_model in a worker: onnx2tf's console output captured, its own reason (it prints
+    "LpPool OP is not yet implemented." before raising something vaguer) put into the error. Returns notes."""
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            return onnx_to_saved_model(onnx_path, out_dir, backend, onnx2tf_options).notes
+    except (Exception, SystemExit) as err:
+        reason = _onnx2tf_reason(printed.getvalue()) if OnnxBackend(backend) is OnnxBackend.ONNX2TF else None
+        raise RuntimeError(f"{reason} ({one_line(err, 200)})" if reason else one_line(err)) from None
+
+
+def _local_test_images():
+    """onnx2tf downloads sample images from GitHub to check image models with a static batch; edgeproof runs
+    offline, so it gets deterministic local ones (its accuracy check, not ours: ours runs on the probes)."""
+    import numpy as np
+
+    return np.random.default_rng(20).uniform(0.0, 1.0, (20, 128, 128, 3)).astype(np.float32)
 
 
 @dataclass
@@ -203,7 +224,9 @@ def onnx_to_saved_model(onnx_path: Path, out_dir: Path, backend: OnnxBackend | s
         shutil.rmtree(out_dir)
     if backend is OnnxBackend.ONNX2TF:
         import onnx2tf
+        import onnx2tf.onnx2tf as onnx2tf_main
 
+        onnx2tf_main.download_test_image_data = _local_test_images  # never the network
         onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(out_dir), non_verbose=True,
                         output_signaturedefs=True, copy_onnx_input_output_names_to_tflite=True,
                         **(onnx2tf_options or {}))
@@ -219,16 +242,109 @@ def onnx_to_saved_model(onnx_path: Path, out_dir: Path, backend: OnnxBackend | s
     return TfExport(out_dir, backend, ["onnx-tf keeps the ONNX (NCHW) layout at the model's edges"])
 
 
+@dataclass
+class _Graph:
+    path: Path
+    passed: Any  # PrepassResult
+    batch: Optional[int]
+
+
+def _missing_op(error: str) -> bool:
+    """A backend without an op: fixing the batch will not help it."""
+    return "not implemented" in error.lower() or "not yet implemented" in error.lower()
+
+
 def onnx_route(model, declared: Optional[Sequence[Declared]], contract: ModelContract,
                native_inputs: Sequence[TensorSpec], root: Path, probes, reference_probe,
                backends: Sequence[OnnxBackend], say: Callable,
                names: tuple[str, str] = ("model.onnx", "saved_model")) -> OnnxToTf:
-    """An OnnxModel prepared (`declared`: its inputs with open dimensions fixed; None: as the graph
-    declares them) into root/model.onnx, then converted into root/saved_model by the first backend whose
-    graph computes what onnxruntime computes. `names`: (ONNX file, SavedModel folder) under root."""
+    """An OnnxModel prepared and pre-passed into root/model.onnx, then converted into root/saved_model by the
+    first plan whose graph computes what onnxruntime computes: each backend on the graph as it is (a dynamic
+    batch), then with its batch fixed to 1 (every shape static, what the converters handle best). Every
+    attempt is recorded. `declared`: the inputs with open dimensions fixed (None: as the graph declares them);
+    `names`: (ONNX file, SavedModel folder) under root."""
     import onnx
 
-    prepared = prepare(model.proto, declared if declared is not None else model.declared_inputs(), model.output_map)
-    onnx_path = root / names[0]
-    onnx.save(prepared, str(onnx_path))
-    return onnx_to_tf(onnx_path, root / names[1], contract, native_inputs, probes, reference_probe, backends, say)
+    from ._onnx_prepass import prepass
+
+    declared = list(declared if declared is not None else model.declared_inputs())
+    feed = native_feed(probes, contract.inputs, native_inputs)
+    graphs: dict[Optional[int], _Graph] = {}
+
+    def graph(batch: Optional[int]) -> _Graph:
+        if batch not in graphs:
+            passed = prepass(prepare(model.proto, declared, model.output_map, batch), feed, say)
+            path = root / (names[0] if batch is None else f".batch{batch}-{names[0]}")
+            onnx.save(passed.model, str(path))
+            graphs[batch] = _Graph(path, passed, batch)
+        return graphs[batch]
+
+    batches = [None, 1] if any(d.shape and d.shape[0] is None for d in declared) else [None]
+    attempts: list[dict[str, Any]] = []
+    try:
+        for backend in backends:
+            for batch in batches:
+                g = graph(batch)
+                say(f"   ONNX -> TensorFlow with {backend.value}" + (f" (batch fixed to {batch})" if batch else ""),
+                    flush=True)
+                done, error = _attempt(backend, g.path, root / names[1], contract, native_inputs, probes,
+                                       reference_probe)
+                attempts.append({"backend": backend.value, "batch": batch or "dynamic", "ok": done is not None,
+                                 "error": error, **({"max_abs_error_vs_onnxruntime": done[1].max_abs_error}
+                                                    if done else {})})
+                if done is not None:
+                    return _converted(g, done, backend, attempts, root, names, feed)
+                say(f"   {backend.value} failed: {error}", flush=True)
+                if _missing_op(error):
+                    break
+    finally:
+        for g in graphs.values():
+            if g.path.name != names[0]:
+                g.path.unlink(missing_ok=True)
+    raise UserConversionError(f"no ONNX backend could convert {names[0]}: "
+                              + "; ".join(f"{a['backend']}: {a['error']}" for a in attempts))
+
+
+def _converted(g: _Graph, done, backend: OnnxBackend, attempts: list[dict], root: Path, names: tuple[str, str],
+               feed: dict) -> OnnxToTf:
+    export, bound = done
+    if g.batch is not None:  # the static graph is the one converted: it becomes the model's ONNX file
+        g.path.replace(root / names[0])
+        g.path = root / names[0]
+    if g.passed.names:
+        write_bytes_atomic(root / ONNX_NAMES_JSON, json.dumps(g.passed.names, indent=1, sort_keys=True).encode())
+    notes = g.passed.notes() + list(export.notes)
+    failed = [a for a in attempts if not a["ok"]]
+    if failed:
+        notes.append(f"ONNX -> TensorFlow: {backend.value}" + (f" with the batch fixed to {g.batch}" if g.batch else "")
+                     + " converted the model after " + "; ".join(f"{a['backend']} (batch {a['batch']}) failed: "
+                                                               f"{a['error']}" for a in failed))
+    result = OnnxToTf(bound, backend, attempts, notes, g.passed.steps)
+    result.noise_floor = ort_noise_floor(g.passed.model, feed)
+    return result
+
+
+def native_feed(probes: dict, inputs: Sequence[TensorSpec], native_inputs: Sequence[TensorSpec]) -> dict:
+    """Canonical probes as the source graph takes them (PyTorch images: NHWC -> NCHW)."""
+    native = {t.name: t for t in native_inputs}
+    feed = {}
+    for t in inputs:
+        array = probes[t.name]
+        n = native.get(t.name, t)
+        if {t.layout, n.layout} == {Layout.NHWC, Layout.NCHW} and array.ndim == 4:
+            array = array.transpose(0, 3, 1, 2) if n.layout is Layout.NCHW else array.transpose(0, 2, 3, 1)
+        feed[t.name] = np.ascontiguousarray(array)
+    return feed
+
+
+def ort_noise_floor(model, feed: dict) -> dict[str, float]:
+    """Per output: onnxruntime with every graph optimisation against none, on the probes (the same graph
+    evaluated two legitimate ways: the source's own float noise)."""
+    from ._onnx_prepass import run_graph
+
+    try:
+        fast, plain = run_graph(model, feed, optimize=True), run_graph(model, feed, optimize=False)
+    except Exception:  # an unoptimized session that cannot run: the floor is not measured, budgets use the scale
+        return {}
+    return {o.name: float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)))) if np.size(a) else 0.0
+            for o, a, b in zip(model.graph.output, fast, plain)}

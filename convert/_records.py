@@ -15,8 +15,16 @@ from ._artifact import ArtifactRecord
 CONVERSION_JSON = "conversion.json"
 
 
-def artifact_path(target: Target, mode: QuantMode) -> str:
-    return f"tflite/{mode.value}.tflite" if target is Target.TFLITE else f"tfjs/{mode.value}/model.json"
+def artifact_path(target: Target, mode: QuantMode, variant: Optional[str] = None) -> str:
+    name = mode.value + (f"-{variant}" if variant else "")
+    return f"tflite/{name}.tflite" if Target(target) is Target.TFLITE else f"tfjs/{name}/model.json"
+
+
+def cell_order(cell: tuple[str, str, str]) -> tuple[int, str]:
+    """Sort key of a (target, mode, variant) cell: the conversion matrix's order, each variant after its cell."""
+    order = [(c.target.value, c.mode.value) for c in all_configs()]
+    base = (cell[0], cell[1])
+    return (order.index(base) if base in order else len(order), cell[2])
 
 
 def requested_configs(spec: ModelContract, targets: Iterable[str], modes: Optional[Iterable[str]],
@@ -42,13 +50,13 @@ def write_records(root: Path, records: list[ArtifactRecord], about: Optional[dic
     existing = {}
     if path.exists():
         try:
-            existing = {(r["target"], r["mode"]): r for r in json.loads(path.read_text())["artifacts"]}
-        except (ValueError, KeyError, TypeError):  # unreadable: this conversion's records replace it
+            existing = {(r["target"], r["mode"], r.get("variant") or ""): r
+                        for r in json.loads(path.read_text())["artifacts"]}
+        except (ValueError, KeyError, TypeError, AttributeError):  # unreadable: this conversion's records replace it
             existing = {}
     for r in records:
-        existing[(r.target, r.mode)] = r.to_dict()
-    order = [(c.target.value, c.mode.value) for c in all_configs()]
-    rows = [existing[k] for k in order if k in existing]
+        existing[r.cell] = r.to_dict()
+    rows = [existing[k] for k in sorted(existing, key=cell_order)]
     write_bytes_atomic(path, json.dumps({**(about or {}), "artifacts": rows}, indent=2).encode())
 
 

@@ -4,7 +4,7 @@ bound to the contract and checked against the source model on the probes before 
 converted from it."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from edgeproof._frameworks import import_tensorflow
 from edgeproof._spec import ModelContract, TensorSpec
+from edgeproof._util import scaled_error
 from edgeproof.runtime._signature import TensorBinding, bind, from_artifact, to_artifact
 
 from ._tensors import tensor_infos
@@ -43,6 +44,7 @@ class BoundSavedModel:
     inputs: list[TensorBinding]
     outputs: list[TensorBinding]
     max_abs_error: float  # against the source model on the probes
+    errors: dict[str, float] = field(default_factory=dict)  # the same, per output
 
     def feed(self, canonical: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Canonical arrays as the SavedModel (and so the TFLite calibrator) takes them."""
@@ -90,11 +92,11 @@ def bind_saved_model(saved_model: Path, contract: ModelContract, probes: dict[st
         if got.shape != ref.shape:
             raise SavedModelMismatch(f"output {b.canonical!r} has shape {list(got.shape)}, the source model's "
                                      f"{list(ref.shape)}")
-        err = float(np.max(np.abs(got.astype(np.float64) - ref.astype(np.float64)))) if ref.size else 0.0
-        limit = 1e-3 * max(1.0, float(np.max(np.abs(ref))) if ref.size else 1.0)
+        err, limit = scaled_error(got, ref, 1e-3)
         if not err <= limit:
             raise SavedModelMismatch(f"output {b.canonical!r} differs from the source model by {err:.3g} on the "
                                      f"probes (allowed {limit:.3g})")
         worst = max(worst, err)
+        bound.errors[b.canonical] = err
     bound.max_abs_error = worst
     return bound

@@ -27,6 +27,9 @@ from ._saved_model import BoundSavedModel
 Arrays = dict[str, np.ndarray]
 Say = Callable[..., None]
 SPEC_BATCH = "spec"  # export with the contract's export_batch_size
+KERAS_NOISE = "Keras eager vs its traced SavedModel"
+TORCH_NOISE = "torch eager vs its ONNX export (onnxruntime), float32 vs float64"
+ORT_NOISE = "onnxruntime with vs without graph optimisations"
 
 
 class SourceKind(str, Enum):
@@ -47,6 +50,8 @@ class EvalSet:
     profile: str  # the training profile of a zoo checkpoint; "user" for users' models
     decode: Optional[tuple[int, int]] = None  # (bos, eos): outputs are greedy-decoded ids, not raw outputs
     basis: str = ""  # what the metric is computed on, for reports ("numeric parity only: no labels"...)
+    # outputs -> the metric as per-example values (edgeproof._metrics.Samples), for its interval; None: no metric
+    samples: Optional[Callable[[Any], Any]] = None
 
     @property
     def n(self) -> int:
@@ -63,6 +68,16 @@ class Exported:
     notes: list[str] = field(default_factory=list)
     onnx_backend: Optional[dict[str, Any]] = None  # {"used": ..., "attempts": [...]} on the ONNX route
     prefer_layout: Optional[str] = None  # how to read an ambiguous 4-D artifact tensor (onnx2tf: NHWC)
+    # The source's own float noise per output (two legitimate float32 evaluations of it), for the budgets.
+    noise_floor: dict[str, float] = field(default_factory=dict)
+    noise_methods: list[str] = field(default_factory=list)
+
+    def add_noise(self, floors: dict[str, float], method: str) -> "Exported":
+        if floors:
+            for name, value in floors.items():
+                self.noise_floor[name] = max(self.noise_floor.get(name, 0.0), float(value))
+            self.noise_methods.append(method)
+        return self
 
 
 class Source(ABC):

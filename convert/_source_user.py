@@ -11,7 +11,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from edgeproof._metrics import NO_LABELS, accuracy, mse
+from edgeproof._metrics import NO_LABELS, accuracy, accuracy_samples, mse, mse_samples
 from edgeproof._spec import ModelContract, ParityBudget
 from edgeproof._util import in_slices, one_line
 from edgeproof.errors import SampleDataError, UserConversionError, UserModelError
@@ -20,7 +20,7 @@ from ._onnx_model import OnnxModel
 from ._onnx_route import OnnxBackend, onnx_route
 from ._sample_data import SampleData, SampleSource, load_sample_data, sanitize
 from ._saved_model import bind_saved_model
-from ._source import SPEC_BATCH, EvalSet, Exported, Say, Source, SourceKind
+from ._source import KERAS_NOISE, ORT_NOISE, SPEC_BATCH, TORCH_NOISE, EvalSet, Exported, Say, Source, SourceKind
 from ._user_contract import UserModelInfo, contract_of, info_for, make_contract
 from ._user_inputs import (PROBE_COUNT, Declared, choose_metric, output_specs, parse_input_shapes, parse_layouts,
                            resolve_inputs, static_batch)
@@ -57,8 +57,15 @@ class UserSource(Source):
                 return {metric: accuracy(outputs[first], labels, contract.decision_rule, contract.threshold)}
             return {metric: mse(outputs[first], labels)}
 
+        def per_example(outputs):
+            if metric == "none" or labels is None:
+                return None
+            if metric == "accuracy":
+                return accuracy_samples(outputs[first], labels, contract.decision_rule, contract.threshold)
+            return mse_samples(outputs[first], labels)
+
         basis = NO_LABELS if labels is None else f"{metric} on the sample data"
-        return EvalSet(self.inputs, scored, "user", basis=basis)
+        return EvalSet(self.inputs, scored, "user", basis=basis, samples=per_example)
 
     def calibration(self, samples: int) -> dict[str, np.ndarray]:
         return self.inputs
@@ -82,19 +89,20 @@ class UserSource(Source):
                 say("   Keras -> SavedModel", flush=True)
                 path = self.handle.export(self.contract.inputs, root / names[1], self.static_batch)
                 bound = bind_saved_model(path, self.contract, probes, reference)
-                return Exported(bound, ["keras", "saved_model"], "Keras SavedModel")
+                return Exported(bound, ["keras", "saved_model"], "Keras SavedModel").add_noise(bound.errors,
+                                                                                                KERAS_NOISE)
             if self.kind is SourceKind.ONNX:
                 to_tf = onnx_route(self.handle, self.declared, self.contract, self.native_inputs, root, probes,
                                    reference, backends, say, names)
-                route = ["onnx", to_tf.backend.value]
-                notes = []
+                route, notes, noise = ["onnx", to_tf.backend.value], [], {}
             else:
-                to_tf, route, notes = self._export_torch(root, probes, reference, backends, say, names)
+                to_tf, route, notes, noise = self._export_torch(root, probes, reference, backends, say, names)
         except UserModelError:
             raise
         except Exception as err:  # the Keras route has one converter: its failure ends the conversion
             raise UserConversionError(f"{self.kind.value} -> TensorFlow SavedModel failed: {one_line(err)}") from None
-        return Exported(to_tf.bound, route, to_tf.converter, notes + to_tf.notes, to_tf.record(), to_tf.prefer_layout)
+        exported = Exported(to_tf.bound, route, to_tf.converter, notes + to_tf.notes, to_tf.record(), to_tf.prefer_layout)
+        return exported.add_noise(noise, TORCH_NOISE).add_noise(to_tf.noise_floor, ORT_NOISE)
 
     def _export_torch(self, root, probes, reference, backends, say, names):
         say("   PyTorch -> ONNX (dynamo) and onnxruntime against torch", flush=True)
@@ -105,7 +113,7 @@ class UserSource(Source):
                                probes, reference, backends, say, names)
         finally:
             raw.unlink(missing_ok=True)
-        return to_tf, ["torch", export.route, to_tf.backend.value], export.notes
+        return to_tf, ["torch", export.route, to_tf.backend.value], export.notes, export.noise
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "path": self.info.source_path}

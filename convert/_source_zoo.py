@@ -15,7 +15,7 @@ from ._onnx_export import export_torch
 from ._onnx_model import OnnxModel
 from ._onnx_route import OnnxBackend, onnx_route
 from ._saved_model import bind_saved_model, export_keras
-from ._source import SPEC_BATCH, EvalSet, Exported, Say, Source, SourceKind
+from ._source import KERAS_NOISE, ORT_NOISE, SPEC_BATCH, TORCH_NOISE, EvalSet, Exported, Say, Source, SourceKind
 
 CALIBRATION_SEED = 12345  # probe-style calibration draws (the GAN's latent vectors) differ from the probes
 
@@ -73,7 +73,7 @@ class ZooSource(Source):
 
     def eval_set(self) -> EvalSet:
         from edgeproof.train import find_judge
-        from edgeproof.train._evaluate import score
+        from edgeproof.train._evaluate import samples, score
 
         spec = self.spec
         profile = self.checkpoint.meta.get("profile", "default")
@@ -86,10 +86,13 @@ class ZooSource(Source):
             single = None if predict is None else (lambda x: predict(x)[first])
             return score(spec, arrays, data, single, judge)
 
+        def per_example(outputs):
+            return samples(spec, outputs[first] if isinstance(outputs, dict) else outputs, data, judge)
+
         pre = data.preprocessing
         decode = (pre["bos"], pre["eos"]) if spec.task is Task.TRANSLATION else None
         return EvalSet(data.x_test, scored, profile, decode,
-                       basis=f"{spec.metric.name} on {data.n_test} examples of the test split")
+                       basis=f"{spec.metric.name} on {data.n_test} examples of the test split", samples=per_example)
 
     def calibration(self, samples: int) -> dict[str, np.ndarray]:
         return calibration_inputs(self.spec, self._task_data("fast"), samples)
@@ -105,7 +108,7 @@ class ZooSource(Source):
             first = self.spec.outputs[0].name
             path = export_keras(self.net, self.spec.inputs, lambda out: {first: out}, root / names[1], batch)
             bound = bind_saved_model(path, self.spec, probes, reference)
-            return Exported(bound, ["keras", "saved_model"], "Keras SavedModel")
+            return Exported(bound, ["keras", "saved_model"], "Keras SavedModel").add_noise(bound.errors, KERAS_NOISE)
         return self._export_torch(root, backends, say, batch, names, label, probes, reference)
 
     def _export_torch(self, root, backends, say, batch, names, label, probes, reference) -> Exported:
@@ -121,8 +124,9 @@ class ZooSource(Source):
                                probes, reference, backends, say, names)
         finally:
             raw.unlink(missing_ok=True)
-        return Exported(to_tf.bound, ["torch", export.route, to_tf.backend.value], to_tf.converter,
-                        export.notes + to_tf.notes, to_tf.record(), to_tf.prefer_layout)
+        exported = Exported(to_tf.bound, ["torch", export.route, to_tf.backend.value], to_tf.converter,
+                            export.notes + to_tf.notes, to_tf.record(), to_tf.prefer_layout)
+        return exported.add_noise(export.noise, TORCH_NOISE).add_noise(to_tf.noise_floor, ORT_NOISE)
 
     def describe(self) -> dict[str, Any]:
         meta = self.checkpoint.meta

@@ -115,6 +115,11 @@ class TorchModel:
         return list(self._declared)
 
     def _flatten(self, out) -> list[tuple[str, Any]]:
+        """(name, tensor) per output; a name an input already has (a state `h` in and out) gets `_out`."""
+        taken = {d.name for d in self._declared}
+        return [(f"{name}_out" if name in taken else name, value) for name, value in self._named(out)]
+
+    def _named(self, out) -> list[tuple[str, Any]]:
         import torch
 
         if isinstance(out, torch.Tensor):

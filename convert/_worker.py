@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -22,11 +22,12 @@ import numpy as np
 
 @dataclass
 class Job:
-    kind: str  # "tflite" | "tfjs" ("crash" kills the worker: used by the tests)
+    kind: str  # "tflite" | "tfjs" | "onnx2tf" | "onnx-tf" ("crash" kills the worker: used by the tests)
     mode: str
-    out: str  # .tflite file, or TF.js folder
+    out: str  # .tflite file, or TF.js folder, or the SavedModel folder (ONNX -> TensorFlow)
     representative_samples: int = 256
     int8_io: bool = False
+    options: Optional[dict] = None  # onnx2tf's extra keyword arguments
 
 
 @dataclass
@@ -36,6 +37,7 @@ class JobOutcome:
 
     error: Optional[str] = None
     seconds: Optional[float] = None
+    notes: list = field(default_factory=list)
 
 
 def run_jobs(saved_model: Path, jobs: list[Job], calibration: Optional[dict[str, np.ndarray]] = None,
@@ -53,14 +55,16 @@ def run_jobs(saved_model: Path, jobs: list[Job], calibration: Optional[dict[str,
             spec_path.write_text(json.dumps({"saved_model": str(saved_model), "calibration": calib_path,
                                              "jobs": [asdict(jobs[i]) for i in pending]}))
             env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_USE_LEGACY_KERAS": "1",
-                   "TF_CPP_MIN_LOG_LEVEL": "3", "TFDF_DISABLE_WELCOME_MESSAGE": "1"}
+                   "TF_CPP_MIN_LOG_LEVEL": "3", "TFDF_DISABLE_WELCOME_MESSAGE": "1",
+                   # onnx2tf runs `onnxsim` by name: this interpreter's scripts first, as in an activated venv
+                   "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
             proc = subprocess.run([sys.executable, "-m", "edgeproof.convert._worker", str(spec_path)],
                                   capture_output=True, text=True, env=env, timeout=timeout)
             done = {}
             for line in proc.stdout.splitlines():
                 if line.startswith('{"job"'):
                     row = json.loads(line)
-                    done[row["job"]] = JobOutcome(row["error"], row.get("seconds"))
+                    done[row["job"]] = JobOutcome(row["error"], row.get("seconds"), row.get("notes") or [])
             for k, index in enumerate(pending):
                 if k in done:
                     results[index] = done[k]
@@ -89,11 +93,16 @@ def _death_reason(proc: subprocess.CompletedProcess) -> str:
     return f"the converter process failed (exit {code}): {tail}"
 
 
-def _run_one(saved_model: Path, job: Job, calibration) -> None:
+def _run_one(saved_model: Path, job: Job, calibration) -> list:
+    """Run one job; returns its notes. For ONNX -> TensorFlow jobs `saved_model` is the ONNX file."""
     from edgeproof._quant import QuantConfig
 
     if job.kind == "crash":  # lets the tests prove that a dying converter is contained
         os.kill(os.getpid(), signal.SIGSEGV)
+    if job.kind in ("onnx2tf", "onnx-tf"):
+        from ._onnx_route import onnx_to_saved_model_reported
+
+        return onnx_to_saved_model_reported(saved_model, Path(job.out), job.kind, job.options)
     if job.kind == "tflite":
         from ._tflite import convert_saved_model
 
@@ -105,6 +114,7 @@ def _run_one(saved_model: Path, job: Job, calibration) -> None:
         from ._tfjs import convert_in_process
 
         convert_in_process(saved_model, Path(job.out), job.mode)
+    return []
 
 
 def _main(spec_path: str) -> int:
@@ -112,12 +122,14 @@ def _main(spec_path: str) -> int:
     calibration = dict(np.load(spec["calibration"])) if spec["calibration"] else None
     for k, raw in enumerate(spec["jobs"]):
         start = time.perf_counter()
+        notes: list = []
         try:
-            _run_one(Path(spec["saved_model"]), Job(**raw), calibration)
+            notes = _run_one(Path(spec["saved_model"]), Job(**raw), calibration)
             error = None
-        except Exception as err:  # reported to the parent, per job
-            error = f"{type(err).__name__}: {' '.join(str(err).split())}"
-        print(json.dumps({"job": k, "error": error, "seconds": round(time.perf_counter() - start, 3)}), flush=True)
+        except (Exception, SystemExit) as err:  # reported to the parent, per job (onnx2tf may sys.exit())
+            error = f"{type(err).__name__}: {' '.join(str(err).split())}" if str(err) else type(err).__name__
+        print(json.dumps({"job": k, "error": error, "seconds": round(time.perf_counter() - start, 3),
+                          "notes": notes}), flush=True)
     return 0
 
 

@@ -22,8 +22,8 @@ BUNDLE_FORMAT = "edgeproof-bundle"
 BUNDLE_FORMAT_VERSION = 1
 
 
-def bundle_name(model: str, framework: str, mode: str) -> str:
-    return f"{model}-{framework}-{mode}"
+def bundle_name(model: str, framework: str, mode: str, variant: Optional[str] = None) -> str:
+    return f"{model}-{framework}-{mode}" + (f"-{variant}" if variant else "")
 
 
 def _tensors(bindings) -> list[dict[str, Any]]:
@@ -45,6 +45,7 @@ def build_manifest(spec: ModelContract, record, verdict: ArtifactVerdict, checkp
         "format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION, "edgeproof_version": __version__,
         "model": spec.name, "framework": record.framework, "task": spec.task.value, "description": spec.description,
         "deploy_target": target.value, "artifact_target": record.target, "mode": record.mode, "route": record.route,
+        "variant": record.variant, "recipe": record.recipe,
         "model_file": model_file,
         "inputs": _tensors(bind(ins, [vars(t) for t in record.inputs])),
         "outputs": _tensors(bind(outs, [vars(t) for t in record.outputs])),
@@ -88,7 +89,7 @@ def write_bundle(spec: ModelContract, root: Path, meta: dict, record, verdict, t
                  override: Optional[str]) -> Path:
     """One bundle folder under `out` for the artifact `record` of the model in `root`."""
     _json = json
-    dest = out / bundle_name(spec.name, record.framework, record.mode)
+    dest = out / bundle_name(spec.name, record.framework, record.mode, record.variant)
     with replacing_dir(dest) as tmp:
         model_file = copy_artifact(root, record, tmp)
         (tmp / "preprocessing.json").write_text(_json.dumps(meta.get("preprocessing", {})))
@@ -111,7 +112,8 @@ def write_index(out: Path, result) -> None:
     for manifest_path in bundle_manifests(out):
         m = json.loads(manifest_path.read_text())
         bundles.append({"bundle": manifest_path.parent.name, "model": m["model"], "framework": m["framework"],
-                        "mode": m["mode"], "task": m["task"], "verdict": m["verdict"]["status"],
+                        "mode": m["mode"], "variant": m.get("variant"), "task": m["task"],
+                        "artifact_target": m.get("artifact_target"), "verdict": m["verdict"]["status"],
                         "override": m["override"] is not None,
                         "bytes": sum(f["bytes"] for f in m["files"].values())})
     index = {"target": result.target.value, "bundles": bundles,

@@ -29,9 +29,16 @@ def _refusal(verdict: Optional[ArtifactVerdict], root: Path, hint: str) -> Optio
         return f"never verified: run `edgeproof verify` first (`{hint}`)"
     if verdict.status is Status.UNSUPPORTED:
         return f"unsupported: {verdict.reason}"
-    if verdict.status is Status.FAIL:
+    if verdict.status in (Status.FAIL, Status.INCONCLUSIVE):
         return verdict.summary()
-    current = artifact_files(root, verdict.path)
+    broken = verdict.recheck()
+    if broken or verdict.failures:
+        return (f"parity.json says pass, but its own measurements break {', '.join(broken) or 'the budgets it lists'}: "
+                f"the file was edited or is damaged; run `{hint}` again")
+    try:
+        current = artifact_files(root, verdict.path)
+    except (OSError, ValueError) as err:
+        return f"its files cannot be checked ({err}); run `{hint}` again"
     if current != verdict.files:
         changed = sorted(set(current.items()) ^ set(verdict.files.items()))
         return (f"changed since it was verified ({', '.join(sorted({p for p, _ in changed}))}): "
@@ -47,20 +54,27 @@ def _android_refusal(record) -> Optional[str]:
     return None
 
 
-def _override(verdict: Optional[ArtifactVerdict], root: Path, allow_failed: Optional[str]) -> Optional[str]:
-    """`--allow-failed REASON` ships an artifact that failed its budgets (never a broken or changed file)."""
-    if allow_failed is None or verdict is None or verdict.status is not Status.FAIL or not verdict.failures:
+def _override(verdict: Optional[ArtifactVerdict], root: Path, allow_failed: Optional[str],
+              accept_inconclusive: bool = False) -> Optional[str]:
+    """`--allow-failed REASON` ships an artifact that failed its budgets (never a broken or changed file);
+    `--accept-inconclusive` one whose metric drop the test split could not decide."""
+    if verdict is not None and verdict.status is Status.INCONCLUSIVE and accept_inconclusive:
+        allow_failed = f"accepted as inconclusive: {verdict.reason}"
+    elif allow_failed is None or verdict is None or verdict.status is not Status.FAIL or not verdict.failures:
         return None
-    if verdict.path and artifact_files(root, verdict.path) != verdict.files:
+    try:
+        if verdict.path and artifact_files(root, verdict.path) != verdict.files:
+            return None
+    except (OSError, ValueError):
         return None
     return allow_failed
 
 
 def _deploy_model(folder: ModelFolder, target: DeployTarget, out: Path, wanted_modes, allow_failed,
-                  result: DeployResult, say) -> None:
+                  result: DeployResult, say, accept_inconclusive: bool = False) -> None:
     """Bundle every passing artifact of one model folder; record the refusals."""
     records = {r.key: r for r in load_records(folder.root) if r.target == target.artifact_target.value}
-    by_key = {f"{v.target}/{v.mode}": v for v in load_verdicts(folder.root)[1]}
+    by_key = {v.cell: v for v in load_verdicts(folder.root)[1]}
     contract, meta = None, None
     for key, record in records.items():
         if wanted_modes is not None and record.mode not in wanted_modes:
@@ -70,11 +84,11 @@ def _deploy_model(folder: ModelFolder, target: DeployTarget, out: Path, wanted_m
         reason = _refusal(verdict, folder.root, folder.verify_hint())
         if reason is None and target is DeployTarget.ANDROID:
             reason = _android_refusal(record)
-        override = _override(verdict, folder.root, allow_failed) if reason is not None else None
+        override = _override(verdict, folder.root, allow_failed, accept_inconclusive) if reason is not None else None
         if reason is not None and override is None:
             result.refused.append(Refusal(label, reason))
             say(f"   refused {label}: {reason}", flush=True)
-            old = out / bundle_name(folder.name, folder.framework, record.mode)
+            old = out / bundle_name(folder.name, folder.framework, record.mode, record.variant)
             if old.exists():  # a bundle from an earlier deploy must not outlive this verdict
                 shutil.rmtree(old)
             continue
@@ -101,13 +115,13 @@ def _write_package(out: Path, result: DeployResult) -> None:
 def deploy(target: DeployTarget | str, *, artifacts: Path | str = "artifacts", out: Optional[Path | str] = None,
            models: Optional[Iterable[str]] = None, frameworks: Optional[Iterable[str]] = None,
            modes: Optional[Iterable[str]] = None, allow_failed: Optional[str] = None,
-           progress: bool = True) -> DeployResult:
+           accept_inconclusive: bool = False, progress: bool = True) -> DeployResult:
     """Build one bundle per passing artifact for `target` under `out` (default artifacts/deploy/<target>).
 
     Artifacts that failed, were never verified or changed since are refused with their reason; when
     the caller named exactly what to deploy and nothing passes, DeployRefusedError says why.
     `allow_failed="reason"` ships failed (never unsupported) artifacts and writes the override into
-    their manifest.
+    their manifest; `accept_inconclusive` does the same for verdicts the test split was too small to decide.
     """
     target = DeployTarget(target)
     if allow_failed is not None and not allow_failed.strip():
@@ -117,7 +131,7 @@ def deploy(target: DeployTarget | str, *, artifacts: Path | str = "artifacts", o
     wanted_modes = None if modes is None else {QuantMode(m).value for m in modes}
     result = DeployResult(target, out)
     for folder in find_models(artifacts, models, frameworks):
-        _deploy_model(folder, target, out, wanted_modes, allow_failed, result, say)
+        _deploy_model(folder, target, out, wanted_modes, allow_failed, result, say, accept_inconclusive)
     write_index(out, result)
     _write_package(out, result)
     if models is not None and not result.bundles:

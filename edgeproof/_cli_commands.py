@@ -82,11 +82,18 @@ def _convert_user(args: argparse.Namespace, kind: str, targets, modes) -> int:
     if args.keras_custom and kind != "keras":
         raise ValueError("--keras-custom goes with --keras")
     custom = import_custom_objects(args.keras_custom) if args.keras_custom else None
+    budgets = None
+    if args.budget:
+        from ._spec import DEFAULT_BUDGETS
+        from .verify._budgets import apply_overrides, parse_overrides
+
+        budgets = apply_overrides(DEFAULT_BUDGETS, parse_overrides(args.budget))
     result = convert_user_model(
         getattr(args, kind), kind=kind, sample_data=args.sample_data, name=args.name, weights=args.weights,
         metric=args.metric, input_shapes=args.input_shape, layouts=args.layout, custom_objects=custom,
         targets=targets or ("tflite", "tfjs"), modes=modes, onnx_backend=args.onnx_backend, artifacts=args.artifacts,
-        representative_samples=args.representative_samples, int8_io=args.int8_io, tfjs_backend=args.tfjs_backend)
+        representative_samples=args.representative_samples, int8_io=args.int8_io, tfjs_backend=args.tfjs_backend,
+        budgets=budgets)
     counts = {s: sum(v.status is s for v in result.verdicts) for s in Status}
     backend = f"; ONNX -> TensorFlow by {result.onnx_backend}" if result.onnx_backend else ""
     print(f"{result.name} ({result.source}){backend}: {counts[Status.PASS]} pass, {counts[Status.FAIL]} fail, "
@@ -103,7 +110,7 @@ def _verify(opts, args: argparse.Namespace, targets=None, modes=None) -> list:
     from .pipeline import verify_stage
 
     return verify_stage(opts, targets=targets, modes=modes, tfjs_backend=getattr(args, "tfjs_backend", "wasm"),
-                        keras_custom=getattr(args, "keras_custom", None) or ())
+                        keras_custom=getattr(args, "keras_custom", None) or (), budgets=getattr(args, "budget", None) or ())
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -118,7 +125,8 @@ def deploy(args: argparse.Namespace) -> int:
     from .deploy import deploy as deploy_bundles
 
     result = deploy_bundles(args.target, artifacts=args.artifacts, out=args.out, models=args.model,
-                            frameworks=args.framework, modes=csv_list(args.modes), allow_failed=args.allow_failed)
+                            frameworks=args.framework, modes=csv_list(args.modes), allow_failed=args.allow_failed,
+                            accept_inconclusive=args.accept_inconclusive)
     print(f"deploy --target {result.target.value}: {len(result.bundles)} bundles in {result.out}, "
           f"{len(result.refused)} artifacts refused (reasons above and in {result.out / 'index.json'})")
     return 0

@@ -3,7 +3,8 @@ verification's task metric and top-1 agreement all come from here. numpy only (B
 when it is asked for)."""
 from __future__ import annotations
 
-from typing import Optional, Union
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -86,3 +87,59 @@ def confident_fraction(probabilities: np.ndarray, confidence: float) -> dict:
 def metric_drop(metric: Metric, reference: float, artifact: float) -> float:
     """How much worse the artifact is, in the metric's unit (positive = worse)."""
     return reference - artifact if metric.higher_is_better else artifact - reference
+
+
+# -- per-example values, for intervals and tests (verify/_stats.py) --------------------------------------------
+
+@dataclass(frozen=True)
+class Samples:
+    """A metric as per-example values and the aggregate that turns any subset of them into the metric."""
+
+    values: np.ndarray  # [n, ...]: per-example values (correct 0/1, squared error, BLEU n-gram statistics...)
+    aggregate: Callable[[np.ndarray], float]  # values[subset] -> the metric on that subset
+    decisions: Optional[np.ndarray] = None  # per-example correct (1) / wrong (0), where the metric has decisions
+    classes: Optional[np.ndarray] = None  # per-example label, for per-class changes
+
+
+def _percent(values: np.ndarray) -> float:
+    return float(np.mean(values) * 100) if len(values) else float("nan")
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
+def accuracy_samples(outputs: np.ndarray, labels: np.ndarray, rule: Union[Decision, Task],
+                     threshold: float = 0.5) -> Samples:
+    made = decisions(outputs, rule, threshold)
+    truth = np.asarray(labels).reshape(len(made))
+    if truth.dtype.kind == "f":
+        truth = (truth > 0.5) if as_rule(rule) is Decision.THRESHOLD else np.round(truth)
+    correct = (made == truth.astype(np.int64)).astype(np.float64)
+    return Samples(correct, _percent, correct.astype(np.int64), truth.astype(np.int64))
+
+
+def mse_samples(outputs: np.ndarray, targets: np.ndarray) -> Samples:
+    out = np.asarray(outputs, np.float64).reshape(len(outputs), -1)
+    errors = np.mean((out - np.asarray(targets, np.float64).reshape(out.shape)) ** 2, axis=1)
+    return Samples(errors, _mean)
+
+
+def fraction_samples(flags: np.ndarray) -> Samples:
+    """A percentage of examples with a property (the GAN: samples its judge is confident about)."""
+    return Samples(np.asarray(flags, np.float64).reshape(-1), _percent)
+
+
+def bleu_samples(hypotheses: list[str], references: list[str]) -> Samples:
+    """Per-sentence BLEU statistics (n-gram matches and totals, lengths); corpus BLEU of any subset of them."""
+    from sacrebleu.metrics import BLEU
+
+    metric = BLEU()  # corpus_bleu's defaults (exp smoothing), so the aggregate of all rows equals bleu()
+    rows = metric._extract_corpus_statistics(list(hypotheses), [list(references)])  # [sys, ref, correct, total]
+
+    def corpus(values: np.ndarray) -> float:
+        if not len(values):
+            return float("nan")
+        return float(metric._compute_score_from_stats(values.sum(axis=0).tolist()).score)
+
+    return Samples(np.asarray(rows, np.float64), corpus)

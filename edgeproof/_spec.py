@@ -88,12 +88,16 @@ class ParityBudget:
 
     max_abs_error / min_cosine / min_top1_agreement are checked on the probe inputs;
     max_metric_drop on the whole test split, in the metric's unit (e.g. accuracy points).
+    With `scaled` (the default) max_abs_error is per unit of each output's scale (its largest |value| on
+    the probes, at least 1) and never below a multiple of the source model's own float noise (see
+    edgeproof.verify's budgets); an explicit override (`--budget fp32.max_abs_error=...`) is absolute.
     """
 
     max_abs_error: float
     min_cosine: float
     max_metric_drop: float
     min_top1_agreement: Optional[float] = None
+    scaled: bool = True
 
 
 # DESIGN.md defaults. fp32 is numerically identical up to float reassociation in the converter.

@@ -38,3 +38,11 @@ def batched(predict: Callable[[Arrays], Output], inputs: Mapping[str, np.ndarray
 def in_slices(predict: Callable[[Arrays], Output], step: int) -> Callable[[Arrays], Output]:
     """`predict` made to take any number of examples, `step` at a time."""
     return lambda inputs: batched(predict, inputs, step)
+
+
+def scaled_error(got: np.ndarray, reference: np.ndarray, relative: float) -> tuple[float, float]:
+    """(max abs error, allowed error) of `got` against `reference`, the allowance `relative` x the reference's
+    scale (its largest |value|, at least 1): a graph-level check that a converter kept the computation."""
+    ref = np.asarray(reference, np.float64)
+    error = float(np.max(np.abs(np.asarray(got, np.float64) - ref))) if ref.size else 0.0
+    return error, relative * max(1.0, float(np.max(np.abs(ref))) if ref.size else 1.0)

@@ -97,6 +97,9 @@ def _convert_command(sub) -> None:
     p.add_argument("--int8-io", action="store_true", help="full-int8 models take and return int8 tensors")
     p.add_argument("--no-verify", action="store_true",
                    help="convert only; by default every artifact is then verified against the source model")
+    p.add_argument("--budget", action="append", metavar="MODE.FIELD=VALUE",
+                   help="override a parity budget, e.g. fp32.max_abs_error=1e-3 or *.min_cosine=0.99 (repeatable); "
+                        "an overridden max_abs_error is absolute, not scaled with the output")
     _add_common(p)
 
 
@@ -114,6 +117,9 @@ def _verify_command(sub) -> None:
     p.add_argument("--tfjs-backend", choices=["wasm", "cpu"], default="wasm",
                    help="TF.js backend under Node for the TF.js artifacts (default: %(default)s)")
     p.add_argument("--data-dir", metavar="DIR", help="folder with local dataset copies (also EDGEPROOF_DATA_DIR)")
+    p.add_argument("--budget", action="append", metavar="MODE.FIELD=VALUE",
+                   help="override a parity budget, e.g. fp32.max_abs_error=1e-3 or *.min_cosine=0.99 (repeatable); "
+                        "an overridden max_abs_error is absolute, not scaled with the output")
     _add_jobs_arg(p)
     _add_common(p)
 
@@ -127,6 +133,9 @@ def _deploy_command(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: artifacts/deploy/<target>)")
     p.add_argument("--allow-failed", metavar="REASON",
                    help="also ship artifacts that FAILED their budgets; the reason is written into their manifest")
+    p.add_argument("--accept-inconclusive", action="store_true",
+                   help="also ship artifacts whose metric drop the test split was too small to decide (written into "
+                        "their manifest)")
     _add_common(p)
 
 

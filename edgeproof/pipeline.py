@@ -209,14 +209,16 @@ def convert_stage(opts: PipelineOptions) -> dict:
 
 
 def verify_stage(opts: PipelineOptions, *, targets: Optional[list[str]] = None, modes: Optional[list[str]] = None,
-                 tfjs_backend: str = "wasm", keras_custom: Iterable[str] = ()) -> list:
+                 tfjs_backend: str = "wasm", keras_custom: Iterable[str] = (), budgets: Iterable[str] = ()) -> list:
     """Verify every converted model found under the artifacts folder (reference and users' own alike, side by
     side: `jobs` at a time), rewrite the report; returns every verdict. A user model that cannot be verified
     again (its sample data is gone, say) is skipped with the reason unless it was named."""
     from .convert import find_models
     from .errors import EdgeproofError, UserModelError
     from .verify import VerifyOptions, verify_models, write_report
+    from .verify._budgets import parse_overrides
 
+    parse_overrides(budgets)  # a bad --budget fails before anything runs
     folders = [f for f in find_models(opts.artifacts, opts.models, opts.frameworks)
                if (f.root / "conversion.json").exists()]
     ready = []
@@ -231,7 +233,7 @@ def verify_stage(opts: PipelineOptions, *, targets: Optional[list[str]] = None, 
     if not ready:
         raise EdgeproofError(f"nothing to verify under {opts.artifacts}: run `edgeproof convert` first")
     options = VerifyOptions(str(opts.artifacts), targets=targets, modes=modes, data_dir=opts.data_dir,
-                            tfjs_backend=tfjs_backend, keras_custom=tuple(keras_custom))
+                            tfjs_backend=tfjs_backend, keras_custom=tuple(keras_custom), budgets=tuple(budgets))
     verdicts = [v for result in verify_models(ready, options, jobs=opts.jobs) for v in result.verdicts]
     paths = write_report(opts.artifacts)
     from .verify import Status

@@ -26,6 +26,14 @@ def _import_interpreter_class(name: str) -> Any:
     return obj
 
 
+def _without_default_delegates(name: str) -> Any:
+    """The interpreter module's OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES."""
+    module_name, attr_path = INTERPRETER_ORDER[name]
+    module: Any = importlib.import_module(module_name)
+    holder = module.lite.experimental if name == "tensorflow" else module
+    return holder.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+
+
 def load_interpreter(model_path: str, interpreter: Optional[str] = None, num_threads: Optional[int] = None):
     """Return `(interpreter_name, Interpreter)` for a .tflite file, tensors allocated.
 
@@ -41,8 +49,17 @@ def load_interpreter(model_path: str, interpreter: Optional[str] = None, num_thr
         except (ImportError, AttributeError) as err:
             errors.append(f"{name}: {err}")
             continue
-        interp = cls(model_path=str(model_path), num_threads=num_threads)
-        interp.allocate_tensors()
+        try:
+            interp = cls(model_path=str(model_path), num_threads=num_threads)
+            interp.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            if "delegate" not in str(err).lower() and "xnnpack" not in str(err).lower():
+                raise
+            # The file is valid; the default delegate (XNNPACK) declined a node. Run on the builtin kernels.
+            interp = cls(model_path=str(model_path), num_threads=num_threads,
+                         experimental_op_resolver_type=_without_default_delegates(name))
+            interp.allocate_tensors()
+            interp.edgeproof_fallback = f"without XNNPACK (it declined: {str(err).splitlines()[0][:120]})"
         return name, interp
     raise InterpreterNotFoundError(
         "no TFLite interpreter could be imported (" + "; ".join(errors) + "). Install one: "

@@ -49,19 +49,41 @@ def score(spec: ModelSpec, outputs: np.ndarray, data: TaskData, predict: Optiona
     if spec.task in (Task.CLASSIFICATION, Task.BINARY_CLASSIFICATION):
         return {"accuracy": _metrics.accuracy(outputs, data.y_test, spec.decision_rule, spec.threshold)}
     if spec.task is Task.TRANSLATION:
-        from edgeproof._tokenizers import tokenizer_from_dict
-
-        target = tokenizer_from_dict(data.preprocessing["target_tokenizer"])
-        hypotheses = [target.decode(row) for row in outputs]
+        hypotheses = _hypotheses(outputs, data)
         return {"bleu": _metrics.bleu(hypotheses, data.extras["test_references"]),
                 "examples": [{"source": s, "reference": r, "hypothesis": h} for s, r, h in
                              zip(data.extras["test_sources"][:5], data.extras["test_references"][:5], hypotheses[:5])]}
     if spec.task is Task.GENERATION:
-        if judge is None:
-            raise ValueError("the GAN is judged by the project's mnist_cnn: train mnist_cnn first "
-                             "(edgeproof train --model mnist_cnn --framework keras)")
-        probs = batched(judge, {"image": ((outputs.reshape(-1, 28, 28, 1) + 1.0) / 2.0).astype(np.float32)})
-        return _metrics.confident_fraction(probs, CONFIDENCE)
+        return _metrics.confident_fraction(_judged(outputs, judge), CONFIDENCE)
+    raise ValueError(f"no evaluation for task {spec.task}")
+
+
+def _hypotheses(outputs: np.ndarray, data: TaskData) -> list[str]:
+    from edgeproof._tokenizers import tokenizer_from_dict
+
+    target = tokenizer_from_dict(data.preprocessing["target_tokenizer"])
+    return [target.decode(row) for row in outputs]
+
+
+def _judged(outputs: np.ndarray, judge: Optional[Predict]) -> np.ndarray:
+    """The judge classifier's probabilities on generated samples (pixels in [-1, 1])."""
+    if judge is None:
+        raise ValueError("the GAN is judged by the project's mnist_cnn: train mnist_cnn first "
+                         "(edgeproof train --model mnist_cnn --framework keras)")
+    return batched(judge, {"image": ((outputs.reshape(-1, 28, 28, 1) + 1.0) / 2.0).astype(np.float32)})
+
+
+def samples(spec: ModelSpec, outputs: np.ndarray, data: TaskData, judge: Optional[Predict] = None) -> _metrics.Samples:
+    """The task metric as per-example values (for its confidence interval): the aggregate of all of them is
+    the metric `score` reports."""
+    if spec.task is Task.REGRESSION:
+        return _metrics.mse_samples(outputs, data.y_test)
+    if spec.task in (Task.CLASSIFICATION, Task.BINARY_CLASSIFICATION):
+        return _metrics.accuracy_samples(outputs, data.y_test, spec.decision_rule, spec.threshold)
+    if spec.task is Task.TRANSLATION:
+        return _metrics.bleu_samples(_hypotheses(outputs, data), data.extras["test_references"])
+    if spec.task is Task.GENERATION:
+        return _metrics.fraction_samples(_judged(outputs, judge).max(-1) >= CONFIDENCE)
     raise ValueError(f"no evaluation for task {spec.task}")
 
 

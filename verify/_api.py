@@ -12,17 +12,20 @@ import numpy as np
 
 from edgeproof._atomic import write_bytes_atomic
 from edgeproof._metrics import NO_LABELS, agreement, metric_drop
-from edgeproof._quant import all_configs
+from edgeproof._quant import QuantMode
 from edgeproof._spec import Framework
 from edgeproof._util import batched
 from edgeproof.convert import Source, load_records
+from edgeproof.convert._records import cell_order, read_about
 from edgeproof.convert._source import EvalSet
 from edgeproof.errors import EdgeproofError
 from edgeproof.runtime._decode import greedy_decode
 
+from ._budgets import apply_overrides, describe, effective, output_budget
 from ._loop import select_records, verify_each
 from ._measures import compare, worst
 from ._runners import ArtifactPredictor, load_predictor
+from ._stats import judge_drop
 from ._verdict import ArtifactVerdict, Failure, Status, check_budget
 
 PARITY_JSON = "parity.json"
@@ -31,6 +34,10 @@ BATCH = 256
 
 class NotConvertedError(EdgeproofError):
     """verify was asked about a model that has no conversion.json."""
+
+
+class VerdictFileError(EdgeproofError):
+    """A parity.json that cannot be read as one (damaged, hand-edited, hostile)."""
 
 
 @dataclass
@@ -72,9 +79,15 @@ class _Baseline:
     probe: dict[str, np.ndarray]
     test: Any
     reference: Reference
+    noise_floor: dict[str, float] = field(default_factory=dict)  # from conversion.json, per output
+    samples: Any = None  # the reference's metric as per-example values (edgeproof._metrics.Samples), or None
+    overrides: dict = field(default_factory=dict)  # --budget MODE.FIELD=VALUE
+
+    def budget(self, mode: str):
+        return apply_overrides(self.source.contract.budgets, self.overrides)[QuantMode(mode)]
 
 
-def _baseline(source: Source, say) -> _Baseline:
+def _baseline(source: Source, say, root: Path, overrides: Optional[dict]) -> _Baseline:
     contract, evalset = source.contract, source.eval_set()
     probes = contract.probe_inputs()
     first = contract.outputs[0].name
@@ -89,15 +102,21 @@ def _baseline(source: Source, say) -> _Baseline:
     value = float(evaluation[name]) if name in evaluation else float("nan")
     reference = Reference(contract.name, source.framework, evalset.profile, name, value, evaluation, evalset.n,
                           len(next(iter(probes.values()))))
-    return _Baseline(source, evalset, probes, probe, test, reference)
+    floor = {k: float(v) for k, v in (read_about(root).get("noise_floor") or {}).items()}
+    samples = evalset.samples(test) if evalset.samples is not None else None
+    return _Baseline(source, evalset, probes, probe, test, reference, floor, samples, dict(overrides or {}))
 
 
 def _judge(base: _Baseline, verdict: ArtifactVerdict, record, outputs, result: ModelVerification) -> str:
     """Fill in the verdict's measures, failures and status; returns the words for the printed line."""
     contract = base.source.contract
-    artifact_probe, artifact_test, artifact_eval, verdict.latency_ms = outputs
+    artifact_probe, artifact_test, artifact_eval, verdict.latency_ms, artifact_samples = outputs
     per_output = {t.name: compare(contract.decision_rule, base.probe[t.name], artifact_probe[t.name],
                                   contract.threshold) for t in contract.outputs}
+    budget = base.budget(record.mode)
+    allowances = {t.name: output_budget(budget, base.probe[t.name], base.noise_floor.get(t.name))
+                  for t in contract.outputs}
+    verdict.budget = {**asdict(budget), "per_output": describe(allowances)}
     verdict.probe = worst(per_output)
     verdict.test_examples = base.evalset.n
     metric = contract.metric.name
@@ -116,19 +135,38 @@ def _judge(base: _Baseline, verdict: ArtifactVerdict, record, outputs, result: M
         verdict.details["identical_translations"] = float(np.mean(np.all(base.test == artifact_test, axis=1)))
     verdict.details.update({k: v for k, v in artifact_eval.items() if k != metric})
     verdict.details["per_output"] = per_output
+    stats = _drop_stats(base, artifact_samples, budget, verdict)
     failures = []
     for i, t in enumerate(contract.outputs):
-        failures += check_budget(verdict.key, t.name, contract.budget(record.mode), per_output[t.name],
-                                 verdict.metric_drop if i == 0 else None, verdict.test_agreement if i == 0 else None)
+        drop = verdict.metric_drop if i == 0 and (stats is None or stats.decision == "fail") else None
+        failures += check_budget(verdict.key, t.name, effective(budget, allowances[t.name]), per_output[t.name],
+                                 drop, verdict.test_agreement if i == 0 else None)
     verdict.failures = [Failure.of(e) for e in failures]
     if len(contract.outputs) > 1:  # say which output broke its budget (the summary shows measures only)
         verdict.failures = [Failure(f.output, f"{f.output}: {f.measure}", f.measured, f.limit) for f in verdict.failures]
     verdict.status = Status.FAIL if failures else Status.PASS
+    if not failures and stats is not None and stats.decision == "inconclusive":
+        verdict.status = Status.INCONCLUSIVE
+        verdict.reason = (f"{contract.metric.name} drop {stats.drop:.3g}, 95 % interval [{stats.low:.3g}, "
+                          f"{stats.high:.3g}] contains the budget {budget.max_metric_drop:g} on {stats.examples} "
+                          f"examples" + (f"; about {stats.needed_examples} examples would decide"
+                                         if stats.needed_examples else ""))
     result.probe_outputs[record.key] = (np.concatenate([np.ravel(base.probe[t.name]) for t in contract.outputs]),
                                         np.concatenate([np.ravel(artifact_probe[t.name]) for t in contract.outputs]))
     measured = (f"{metric} {verdict.artifact_metric:.4g} vs {base.reference.value:.4g}"
                 if verdict.artifact_metric is not None else NO_LABELS)
     return f"{measured}, max error {verdict.probe['max_abs_error'] or float('nan'):.2g}"
+
+
+def _drop_stats(base: _Baseline, artifact_samples: Any, budget, verdict: ArtifactVerdict):
+    """The metric drop's interval and flips (verify/_stats), recorded in the verdict's details; None when the
+    model has no per-example metric (users' models without labels)."""
+    if base.samples is None or artifact_samples is None or verdict.metric_drop is None:
+        return None
+    stats = judge_drop(base.samples, artifact_samples, base.source.contract.metric.higher_is_better,
+                       budget.max_metric_drop)
+    verdict.details["metric_stats"] = stats.to_dict()
+    return stats
 
 
 def _max_error(reference: np.ndarray, artifact: np.ndarray) -> Optional[float]:
@@ -140,10 +178,12 @@ def _max_error(reference: np.ndarray, artifact: np.ndarray) -> Optional[float]:
 
 def verify_source(source: Source, root: Path | str, *, targets: Optional[Iterable[str]] = None,
                   modes: Optional[Iterable[str]] = None, tfjs_backend: str = "wasm", progress: bool = True,
-                  num_threads: int = 2, say: Optional[Callable[..., None]] = None) -> ModelVerification:
+                  num_threads: int = 2, say: Optional[Callable[..., None]] = None,
+                  budgets: Optional[dict] = None) -> ModelVerification:
     """Verify the converted artifacts in `root` (conversion.json) against `source`; write parity.json
     (merged over the cells not verified this time). `num_threads`: the TFLite interpreter's threads;
-    `say`: where progress lines go (default: print, or nowhere without `progress`)."""
+    `say`: where progress lines go (default: print, or nowhere without `progress`); `budgets`: overrides
+    {QuantMode: {field: value}} (see edgeproof.verify._budgets.parse_overrides)."""
     root = Path(root)
     say = say or (print if progress else (lambda *a, **k: None))
     records = load_records(root)
@@ -151,7 +191,7 @@ def verify_source(source: Source, root: Path | str, *, targets: Optional[Iterabl
         raise NotConvertedError(f"{root} has no conversion.json: run `edgeproof convert --model {source.name} "
                                 f"--framework {source.framework}` first")
     records = select_records(records, targets, modes)
-    base = _baseline(source, say)
+    base = _baseline(source, say, root, budgets)
     contract, result = source.contract, ModelVerification(base.reference)
     step = source.static_batch or 1
     latency_example = {k: v[:step] for k, v in base.probes.items()}
@@ -159,9 +199,9 @@ def verify_source(source: Source, root: Path | str, *, targets: Optional[Iterabl
     def new_verdict(record) -> ArtifactVerdict:
         verdict = ArtifactVerdict(contract.name, source.framework, record.target, record.mode, record.route,
                                   Status.UNSUPPORTED, path=record.path, size_bytes=record.size_bytes,
-                                  metric=contract.metric.name,
+                                  variant=record.variant, recipe=record.recipe, metric=contract.metric.name,
                                   reference_metric=None if np.isnan(base.reference.value) else base.reference.value,
-                                  budget=asdict(contract.budget(record.mode)))
+                                  budget=asdict(base.budget(record.mode)))
         if np.isnan(base.reference.value):
             verdict.details["parity"] = NO_LABELS
         return verdict
@@ -169,11 +209,13 @@ def verify_source(source: Source, root: Path | str, *, targets: Optional[Iterabl
     def run(predictor: ArtifactPredictor):
         artifact_test = _outputs_on(base.evalset, predictor, predictor.decode)
         evaluation = base.evalset.score(artifact_test, predictor)
-        return (predictor(base.probes), artifact_test, evaluation, round(predictor.latency_ms(latency_example), 4))
+        samples = base.evalset.samples(artifact_test) if base.evalset.samples is not None else None
+        return (predictor(base.probes), artifact_test, evaluation, round(predictor.latency_ms(latency_example), 4),
+                samples)
 
     result.verdicts = verify_each(
         records, root, new_verdict=new_verdict,
-        predictor=lambda record, node: load_predictor(contract, record, root, node, num_threads),
+        predictor=lambda record, node: load_predictor(contract, record, root, node, num_threads, base.probes),
         run=run, judge=lambda verdict, record, outputs: _judge(base, verdict, record, outputs, result),
         tfjs_backend=tfjs_backend, say=say)
     write_parity(root, result, source.describe())
@@ -202,14 +244,14 @@ def write_parity(root: Path, result: ModelVerification, source: Optional[dict] =
     existing: dict[tuple[str, str], dict] = {}
     if path.exists():
         try:
-            existing = {(r["target"], r["mode"]): r for r in json.loads(path.read_text())["artifacts"]}
-        except (ValueError, KeyError, TypeError):
+            existing = {(r["target"], r["mode"], r.get("variant") or ""): r
+                        for r in json.loads(path.read_text())["artifacts"]}
+        except (ValueError, KeyError, TypeError, AttributeError):
             existing = {}
     for v in result.verdicts:
-        existing[(v.target, v.mode)] = v.to_dict()
-    order = [(c.target.value, c.mode.value) for c in all_configs()]
+        existing[(v.target, v.mode, v.variant or "")] = v.to_dict()
     payload = {"reference": asdict(result.reference), "source": source,
-               "artifacts": [existing[k] for k in order if k in existing]}
+               "artifacts": [existing[k] for k in sorted(existing, key=cell_order)]}
     payload = json.loads(json.dumps(payload, default=_json_default))  # numpy -> Python
     write_bytes_atomic(path, json.dumps(_finite(payload), indent=2, allow_nan=False).encode())
 
@@ -235,11 +277,27 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
+MAX_PARITY_BYTES = 64 << 20  # a parity.json is a few hundred KB; anything near this is not one
+
+
 def load_verdicts(root: Path | str) -> tuple[Optional[dict], list[ArtifactVerdict]]:
-    """(reference, verdicts) from a model folder's parity.json; (None, []) when it was never verified."""
+    """(reference, verdicts) from a model folder's parity.json; (None, []) when it was never verified. A file
+    that is not a parity.json (not JSON, too deep, a list, entries missing fields) is a VerdictFileError."""
     path = Path(root) / PARITY_JSON
     if not path.exists():
         return None, []
-    payload = json.loads(path.read_text())
-    return payload.get("reference"), [ArtifactVerdict.from_dict(r) for r in payload["artifacts"]]
+    where = f"{path}: not a parity.json written by `edgeproof verify`"
+    if path.stat().st_size > MAX_PARITY_BYTES:
+        raise VerdictFileError(f"{where} ({path.stat().st_size} bytes); run `edgeproof verify` again")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:
+        raise VerdictFileError(f"{where} ({type(err).__name__}); run `edgeproof verify` again") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("artifacts"), list):
+        raise VerdictFileError(f"{where} (no list of artifacts); run `edgeproof verify` again")
+    try:
+        return payload.get("reference"), [ArtifactVerdict.from_dict(r) for r in payload["artifacts"]]
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        raise VerdictFileError(f"{where} (an entry is malformed: {type(err).__name__}: {str(err)[:120]}); run "
+                               f"`edgeproof verify` again") from None
 

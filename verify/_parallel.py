@@ -19,6 +19,7 @@ from edgeproof.convert import ModelFolder
 from edgeproof.errors import EdgeproofError
 
 from ._api import ModelVerification, load_verdicts, verify_source
+from ._budgets import parse_overrides
 
 # With no earlier parity.json to go by, the slowest kinds of model start first so that the tail,
 # when one worker idles while the other finishes, is a short job.
@@ -34,6 +35,7 @@ class VerifyOptions:
     data_dir: Optional[str] = None
     tfjs_backend: str = "wasm"
     keras_custom: Sequence[str] = ()  # module:Class of custom Keras layers users' models need to load
+    budgets: Sequence[str] = ()  # --budget MODE.FIELD=VALUE overrides
 
 
 def default_jobs() -> int:
@@ -92,7 +94,8 @@ def verify_folder(folder: ModelFolder, options: VerifyOptions, threads: Optional
     source = folder.open_source(data_dir=options.data_dir, custom_objects=custom)
     kwargs = {} if threads is None else {"num_threads": threads}
     verification = verify_source(source, folder.root, targets=options.targets, modes=options.modes,
-                                 tfjs_backend=options.tfjs_backend, say=_worker_say, **kwargs)
+                                 tfjs_backend=options.tfjs_backend, say=_worker_say,
+                                 budgets=parse_overrides(options.budgets), **kwargs)
     write_model_report(folder.root, source, verification)
     return verification
 

@@ -19,7 +19,8 @@ LEGEND = [
     ("runtime", "where the artifact was run: the TFLite interpreter (ai-edge-litert), or real TF.js under Node"),
     ("metric", "the task metric of the artifact on the whole test split (accuracy %, MSE, BLEU, GAN: % of samples "
                "the project's mnist_cnn classifies with confidence >= 0.9)"),
-    ("delta", "artifact metric minus reference metric (the Keras or PyTorch original on the same data)"),
+    ("delta", "artifact metric minus reference metric (the source model on the same data), with its 95 % "
+              "paired-bootstrap interval; a verdict is inconclusive when the budget lies inside it"),
     ("max err / cosine", "max absolute error and cosine similarity of the outputs on the spec's fixed probe inputs"),
     ("agree", "share of test examples where the artifact's decision (class, sentiment) equals the reference's"),
     ("latency", "median of 20 batch-1 inferences after 3 warm-up runs, in the artifact's runtime"),
@@ -40,13 +41,23 @@ def _fmt(value: Optional[float], spec: str = ".4g") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _delta(v: ArtifactVerdict) -> str:
+    """The metric's change, artifact minus reference, with the 95 % interval of the change when measured."""
+    if v.artifact_metric is None or v.reference_metric is None:
+        return "-"
+    text = f"{v.artifact_metric - v.reference_metric:+.3g}"
+    stats = v.details.get("metric_stats")
+    if stats:  # the interval is of the drop (positive = worse): the change is its negation
+        text += f" [{-stats['high']:+.3g}, {-stats['low']:+.3g}]"
+    return text
+
+
 def _row(v: ArtifactVerdict) -> list[str]:
     size = "-" if v.size_bytes is None else f"{v.size_bytes / 1024:.0f} KiB"
-    delta = None if v.artifact_metric is None else v.artifact_metric - v.reference_metric
-    return [v.model, v.framework, f"{v.target} {v.mode}", v.route, v.runtime or "-", size,
+    return [v.model, v.framework, v.cell.replace("/", " ", 1), v.route, v.runtime or "-", size,
             f"{v.metric} {_fmt(v.artifact_metric)}" if v.artifact_metric is not None else
             v.details.get("parity", "-"),  # a user model without labels: "numeric parity only: no labels"
-            "-" if delta is None else f"{delta:+.3g}", _fmt(v.probe.get("max_abs_error"), ".2g"),
+            _delta(v), _fmt(v.probe.get("max_abs_error"), ".2g"),
             _fmt(v.probe.get("cosine"), ".6f"), _fmt(v.test_agreement, ".4f"),
             "-" if v.latency_ms is None else f"{v.latency_ms:.3g} ms", v.summary()]
 
@@ -61,7 +72,7 @@ def markdown(collected) -> str:
     for _, verdicts in collected:
         for v in verdicts:
             cells = _row(v)
-            if v.status is Status.FAIL:
+            if v.status in (Status.FAIL, Status.INCONCLUSIVE):
                 cells[-1] = f"**{cells[-1]}**"
             lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     lines += ["", side_by_side_markdown(collected)]
@@ -75,7 +86,7 @@ def side_by_side(collected) -> dict[str, dict[str, dict[str, Optional[float]]]]:
         cols = table.setdefault(reference["model"], {})
         cols.setdefault("reference", {})[reference["framework"]] = reference["value"]
         for v in verdicts:
-            cols.setdefault(f"{v.target} {v.mode}", {})[v.framework] = v.artifact_metric
+            cols.setdefault(v.cell.replace("/", " ", 1), {})[v.framework] = v.artifact_metric
     return table
 
 
@@ -126,11 +137,12 @@ def html_report(collected, images: list[str]) -> str:
 body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }} th, td {{ border: 1px solid #ccc; padding: 3px 7px; text-align: left; }}
 th {{ background: #f0f0f0; }} tr.pass td:last-child {{ color: #176317; }} tr.fail td {{ background: #fde8e8; }}
-tr.unsupported td {{ color: #777; }} dt {{ font-weight: bold; float: left; clear: left; width: 9em; }}
+tr.unsupported td {{ color: #777; }} tr.inconclusive td {{ background: #fff6dd; }} dt {{ font-weight: bold; float: left; clear: left; width: 9em; }}
 dd {{ margin-left: 10em; }} img {{ max-width: 100%; border: 1px solid #ddd; }} figure {{ margin: 1em 0; }}
 </style></head><body>
 <h1>edgeproof parity report</h1>
-<p>{counts[Status.PASS]} pass, {counts[Status.FAIL]} fail, {counts[Status.UNSUPPORTED]} unsupported.
+<p>{counts[Status.PASS]} pass, {counts[Status.FAIL]} fail, {counts[Status.INCONCLUSIVE]} inconclusive,
+{counts[Status.UNSUPPORTED]} unsupported.
 Every artifact was run in its own runtime and compared with its source model.</p>
 <h2>Legend</h2><dl>{legend}</dl>
 <h2>Verdicts</h2>

@@ -16,6 +16,8 @@ from edgeproof.runtime._decode import greedy_decode
 from edgeproof.runtime._signature import bind, from_artifact, to_artifact
 from edgeproof.runtime._tflite_runner import TFLiteRunner
 
+from ._preflight import preflight
+
 if TYPE_CHECKING:
     from ._tfjs_node import TfjsNodeRunner
 
@@ -51,12 +53,18 @@ class ArtifactPredictor:
 
 
 class TFLitePredictor(ArtifactPredictor):
-    def __init__(self, contract: ModelContract, record: ArtifactRecord, root: Path, num_threads: int = 2):
+    def __init__(self, contract: ModelContract, record: ArtifactRecord, root: Path, num_threads: int = 2,
+                 probes: Optional[Arrays] = None):
         ins, outs = canonical(contract)
+        if probes is not None:  # a crash of the interpreter must cost this verdict, not the verification
+            preflight(root / record.path, ins, outs, [vars(t) for t in record.inputs], [vars(t) for t in record.outputs],
+                      probes, f"{contract.name}/{record.framework}/{record.key}")
         self.runner = TFLiteRunner(root / record.path, ins, outs, [vars(t) for t in record.inputs],
                                    [vars(t) for t in record.outputs], interpreter="ai_edge_litert",
                                    num_threads=num_threads)
-        self.runtime = f"{self.runner.interpreter_name} ({num_threads} thread{'s' * (num_threads != 1)})"
+        fallback = getattr(self.runner._interp, "edgeproof_fallback", None)
+        self.runtime = (f"{self.runner.interpreter_name} ({num_threads} thread{'s' * (num_threads != 1)})"
+                        + (f" {fallback}" if fallback else ""))
         self.first = contract.outputs[0].name
 
     def __call__(self, inputs: Arrays) -> Arrays:
@@ -105,9 +113,11 @@ class TfjsPredictor(ArtifactPredictor):
 
 
 def load_predictor(contract: ModelContract, record: ArtifactRecord, root: Path,
-                   tfjs_runner: Optional["TfjsNodeRunner"], num_threads: int) -> ArtifactPredictor:
+                   tfjs_runner: Optional["TfjsNodeRunner"], num_threads: int,
+                   probes: Optional[Arrays] = None) -> ArtifactPredictor:
+    """The artifact in its runtime; a .tflite is first run on `probes` in a child process (see _preflight)."""
     if tfjs_runner is None:
-        return TFLitePredictor(contract, record, root, num_threads=num_threads)
+        return TFLitePredictor(contract, record, root, num_threads=num_threads, probes=probes)
     return TfjsPredictor(contract, record, root, tfjs_runner)
 
 

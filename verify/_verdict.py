@@ -18,6 +18,9 @@ class Status(str, Enum):
     PASS = "pass"
     FAIL = "fail"
     UNSUPPORTED = "unsupported"
+    # The test split is too small to tell whether the metric drop is within the budget (its 95 % interval
+    # contains the budget): not a pass, so the gate refuses it unless told otherwise.
+    INCONCLUSIVE = "inconclusive"
 
 
 def check_budget(artifact: str, output: str, budget: ParityBudget, probe: dict[str, Optional[float]],
@@ -87,10 +90,17 @@ class ArtifactVerdict:
     verify_seconds: Optional[float] = None
     files: dict[str, str] = field(default_factory=dict)  # path (relative to the model folder) -> sha256 verified
     details: dict[str, Any] = field(default_factory=dict)
+    variant: Optional[str] = None  # another route or a repair of the (target, mode) cell, see ArtifactRecord
+    recipe: Optional[dict[str, Any]] = None
+
+    @property
+    def cell(self) -> str:
+        """'tflite/int8', or with a variant 'tflite/int8-16x8'."""
+        return f"{self.target}/{self.mode}" + (f"-{self.variant}" if self.variant else "")
 
     @property
     def key(self) -> str:
-        return f"{self.model}/{self.framework}/{self.target}/{self.mode}"
+        return f"{self.model}/{self.framework}/{self.cell}"
 
     @property
     def passed(self) -> bool:
@@ -107,16 +117,18 @@ class ArtifactVerdict:
 
                 raise ArtifactRunError(self.key, self.reason or "unknown error")
             raise self.errors()[0]
-        if self.status is Status.UNSUPPORTED:
+        if self.status in (Status.UNSUPPORTED, Status.INCONCLUSIVE):
             from edgeproof.errors import EdgeproofError
 
-            raise EdgeproofError(f"{self.key}: unsupported: {self.reason}")
+            raise EdgeproofError(f"{self.key}: {self.summary()}")
 
     def summary(self) -> str:
         if self.status is Status.PASS:
             return "pass"
         if self.status is Status.UNSUPPORTED:
             return f"unsupported: {self.reason}"
+        if self.status is Status.INCONCLUSIVE:
+            return f"inconclusive: {self.reason}"
         if not self.failures:
             return f"fail: {self.reason}"
         return "fail: " + "; ".join(f"{f.measure} {_num(f.measured)} (budget {_num(f.limit)})" for f in self.failures)
@@ -131,4 +143,27 @@ class ArtifactVerdict:
         d = dict(d)
         d["status"] = Status(d["status"])
         d["failures"] = [Failure(**f) for f in d.get("failures", [])]
-        return cls(**d)
+        verdict = cls(**d)
+        for name in ("probe", "budget", "files", "details"):
+            if not isinstance(getattr(verdict, name), dict):
+                raise TypeError(f"{name!r} must be an object")
+        return verdict
+
+    def recheck(self) -> list[str]:
+        """The budgets this entry's own measurements break, recomputed (not read from `failures`): a pass
+        whose numbers say otherwise, or a fail with nothing failing, is inconsistent."""
+        fields = ("max_abs_error", "min_cosine", "max_metric_drop", "min_top1_agreement")
+        try:
+            budget = ParityBudget(**{k: self.budget.get(k) for k in fields})
+            per_output = self.details.get("per_output") or {"output": self.probe}
+            allowances = self.budget.get("per_output") or {}
+            broken = []
+            for i, (name, probe) in enumerate(per_output.items()):
+                limit = (allowances.get(name) or {}).get("max_abs_error", budget.max_abs_error)
+                own = ParityBudget(limit, budget.min_cosine, budget.max_metric_drop, budget.min_top1_agreement)
+                broken += [f"{e.output}: {e.measure}" for e in check_budget(
+                    self.key, name, own, probe, self.metric_drop if i == 0 else None,
+                    self.test_agreement if i == 0 else None)]
+            return broken
+        except (TypeError, KeyError, AttributeError) as err:
+            return [f"unreadable measurements ({type(err).__name__})"]

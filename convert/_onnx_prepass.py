@@ -1,0 +1,200 @@
+"""The ONNX pre-pass: a graph from any exporter made easy for the ONNX -> TensorFlow backends, before any of
+them sees it. Each step is checked with onnxruntime on the probes: the graph after the step must compute
+what the graph before it computed (every output within 1e-4 x its scale); a step that fails or changes the
+results is undone and recorded with its reason, never silently applied.
+
+Steps, in order:
+1. names: every node, value and initializer name made safe (`Softmax@0`, `encoder/layer.0/attn`, non-ASCII
+   -> letters, digits and `_`), the mapping kept so reports can name the original nodes;
+2. shapes: ONNX shape inference over the graph (its inputs' open dimensions already fixed from
+   --input-shape and the sample data, the batch left open);
+3. simplify: onnxsim constant folding and simplification (the batch dimension kept dynamic);
+4. opset: graphs below opset 13 converted up to 13 (the converters' best-supported range).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from edgeproof._util import one_line, scaled_error
+
+MIN_OPSET = 13
+CHECK_TOLERANCE = 1e-4  # relative to each output's scale: float reassociation, not a different computation
+_SAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+@dataclass
+class PrepassResult:
+    model: Any  # the onnx.ModelProto after every step that held
+    steps: list[dict[str, Any]] = field(default_factory=list)  # {"step", "ok", "detail" | "error"}
+    names: dict[str, str] = field(default_factory=dict)  # safe node name -> the exporter's node name
+
+    def notes(self) -> list[str]:
+        failed = [f"{s['step']}: {s['error']}" for s in self.steps if not s["ok"]]
+        done = [s["step"] for s in self.steps if s["ok"]]
+        return [f"ONNX pre-pass: {', '.join(done) or 'nothing'} applied"
+                + (f"; undone: {'; '.join(failed)}" if failed else "")]
+
+
+def _safe(name: str, taken: set[str], prefix: str) -> str:
+    base = _SAFE.sub("_", name.encode("ascii", "replace").decode()).strip("_") or prefix
+    if base[0].isdigit():  # onnx2tf wants op names that start with a letter or digit; TF scopes with a letter
+        base = f"{prefix}_{base}"
+    candidate, k = base, 1
+    while candidate in taken:
+        k += 1
+        candidate = f"{base}_{k}"
+    taken.add(candidate)
+    return candidate
+
+
+def _graphs(graph):
+    """The graph and every subgraph (If / Loop / Scan bodies), depth first."""
+    from onnx import AttributeProto
+
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == AttributeProto.GRAPH:
+                yield from _graphs(attr.g)
+            elif attr.type == AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    yield from _graphs(g)
+
+
+def sanitize_names(model) -> dict[str, str]:
+    """Rename, in place, every node and every value that is not a graph input or output to a safe name
+    (subgraphs included, so outer-scope references follow). Returns {new node name: old node name}."""
+    graphs = list(_graphs(model.graph))
+    keep = {v.name for v in model.graph.input} | {v.name for v in model.graph.output}
+    taken = set(keep)
+    values: dict[str, str] = {}
+    for g in graphs:
+        for name in [i.name for i in g.initializer] + [o for n in g.node for o in n.output] + [i.name for i in g.input]:
+            if name and name not in keep and name not in values and _SAFE.search(name):
+                values[name] = _safe(name, taken, "t")
+            elif name:
+                taken.add(name)
+    nodes: dict[str, str] = {}
+    node_taken: set[str] = set()
+    for g in graphs:
+        for i in g.initializer:
+            i.name = values.get(i.name, i.name)
+        for coll in (g.input, g.output, g.value_info):
+            for v in coll:
+                v.name = values.get(v.name, v.name)
+        for n, node in enumerate(g.node):
+            node.input[:] = [values.get(x, x) for x in node.input]
+            node.output[:] = [values.get(x, x) for x in node.output]
+            old = node.name or f"{node.op_type}_{n}"
+            node.name = _safe(old, node_taken, "node")
+            if node.name != old:
+                nodes[node.name] = old
+    return nodes
+
+
+def _session(model, optimize: bool = True):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def run_graph(model, feed: dict[str, np.ndarray], optimize: bool = True) -> list[np.ndarray]:
+    """onnxruntime on `feed` (keyed by graph input name; each cast to the input's element type); a graph with
+    a static batch runs in steps of it."""
+    from onnx import helper
+
+    session = _session(model, optimize)
+    typed, step = {}, None
+    for i in model.graph.input:
+        if i.name in feed:
+            dtype = helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)
+            typed[i.name] = np.ascontiguousarray(feed[i.name].astype(dtype, copy=False))
+            dims = i.type.tensor_type.shape.dim
+            if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+                step = dims[0].dim_value
+    n = len(next(iter(typed.values()))) if typed else 0
+    if step is None or step >= n:
+        return session.run(None, typed)
+    parts = [session.run(None, {k: v[i:i + step] for k, v in typed.items()}) for i in range(0, n - n % step, step)]
+    return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+
+
+def _holds(before: list[np.ndarray], after: list[np.ndarray]) -> Optional[str]:
+    """None when `after` computes what `before` did, else why not."""
+    if len(before) != len(after):
+        return f"{len(after)} outputs instead of {len(before)}"
+    for k, (a, b) in enumerate(zip(before, after)):
+        if np.shape(a) != np.shape(b):
+            return f"output {k} has shape {list(np.shape(b))} instead of {list(np.shape(a))}"
+        error, limit = scaled_error(b, a, CHECK_TOLERANCE)
+        if not error <= limit:
+            return f"output {k} moved by {error:.3g} (allowed {limit:.3g})"
+    return None
+
+
+def _simplify(model):
+    import onnxsim
+
+    simplified, ok = onnxsim.simplify(model, check_n=0, skip_shape_inference=False)
+    if not ok:
+        raise RuntimeError("onnxsim could not validate the simplified graph")
+    return simplified
+
+
+def _infer_shapes(model):
+    import onnx
+
+    return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+
+
+def _upgrade_opset(model):
+    from onnx import version_converter
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), MIN_OPSET)
+    if opset >= MIN_OPSET:
+        return None  # nothing to do
+    return version_converter.convert_version(model, MIN_OPSET)
+
+
+def prepass(model, feed: dict[str, np.ndarray], say: Callable[..., None] = lambda *a, **k: None) -> PrepassResult:
+    """Run every step on a copy of `model`; `feed` holds the probes keyed by graph input name."""
+    import onnx
+
+    current = onnx.ModelProto()
+    current.CopyFrom(model)
+    reference = run_graph(current, feed)
+    result = PrepassResult(current)
+
+    def names(m):
+        result.names = sanitize_names(m)
+        return m
+
+    steps: list[tuple[str, Callable]] = [("names", names), ("shapes", _infer_shapes), ("simplify", _simplify),
+                                         ("opset", _upgrade_opset)]
+    for step, apply in steps:
+        candidate = onnx.ModelProto()
+        candidate.CopyFrom(result.model)
+        try:
+            changed = apply(candidate)
+            if changed is None:
+                continue
+            onnx.checker.check_model(changed)
+            why = _holds(reference, run_graph(changed, feed))
+        except Exception as err:  # a step the graph does not take: undone, recorded
+            why = one_line(err, 240)
+        if why is None:
+            result.model = changed
+            result.steps.append({"step": step, "ok": True})
+        else:
+            if step == "names":
+                result.names = {}
+            result.steps.append({"step": step, "ok": False, "error": why})
+            say(f"   ONNX pre-pass: {step} undone ({why})", flush=True)
+    return result
