@@ -1,11 +1,13 @@
 """Browser timings in headless Debian Chromium (Playwright): TF.js wasm, webgl and cpu backends and
-onnxruntime-web on the same model, load, first run and steady state apart.
+onnxruntime-web on the same model, load, first run and steady state apart; then LiteRT.js wasm and
+TF.js wasm against native TFLite, interleaved in one run (_browser_native.py).
 
 A temporary site holds benchmarks/web/bench.{html,js}, TF.js and onnxruntime-web from
 web_demo/node_modules, the model's web bundles and the torch route's model.onnx. It is served from
 127.0.0.1 with COOP/COEP headers, so the page is cross-origin isolated: wasm threads are allowed and
 performance.now() has 5 us resolution instead of 100 us. One page per thread count (TF.js fixes the
-wasm thread pool when the backend starts). WebGL has no GPU here: it runs in a second Chromium on
+wasm thread pool when the backend starts; web_demo/src/tfjs_threads.js lifts its hardwareConcurrency / 2
+cap, without which 2 threads ran as 1 on this 2-core machine). WebGL has no GPU here: it runs in a second Chromium on
 SwiftShader (software GL) when that starts, and is reported as such.
 """
 from __future__ import annotations
@@ -17,11 +19,13 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from edgeproof._js import JsDepsError, js_modules, web_demo_dir
+
 from ._inventory import BenchmarkError, Group
 from ._timing import Summary
 
 HERE = Path(__file__).resolve().parent
-WEB_DEMO = HERE.parent / "web_demo"
+WEB_DEMO = web_demo_dir()
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 # Software WebGL for the webgl backend (no GPU on these machines).
@@ -34,24 +38,34 @@ TFJS_FILES = (("@tensorflow/tfjs/dist", "tf.min.js"), ("@tensorflow/tfjs-backend
               ("@tensorflow/tfjs-backend-wasm/dist", "tfjs-backend-wasm-threaded-simd.wasm"))
 ORT_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.mjs")
 
+
+def _modules() -> Path:
+    """node_modules with TF.js and onnxruntime-web: the checkout's web_demo/node_modules, else the user cache."""
+    try:
+        return js_modules()
+    except JsDepsError as err:
+        raise BenchmarkError(str(err)) from None
+
+
 def _package_version(name: str) -> Optional[str]:
     import json
 
-    path = WEB_DEMO / "node_modules" / name / "package.json"
     try:
+        path = js_modules(install=False) / name / "package.json"
         return json.loads(path.read_text(encoding="utf-8"))["version"]
-    except (OSError, ValueError, KeyError):
+    except (JsDepsError, OSError, ValueError, KeyError):
         return None
 
 
 def versions() -> dict[str, Optional[str]]:
     return {"@tensorflow/tfjs": _package_version("@tensorflow/tfjs"),
             "@tensorflow/tfjs-backend-wasm": _package_version("@tensorflow/tfjs-backend-wasm"),
+            "@litertjs/core": _package_version("@litertjs/core"),
             "onnxruntime-web": _package_version("onnxruntime-web")}
 
 
 def _build_site(site: Path, group_list: Sequence[Group]) -> None:
-    modules = WEB_DEMO / "node_modules"
+    modules = _modules()
     (site / "vendor").mkdir(parents=True)
     (site / "ort").mkdir()
     for sub, name in TFJS_FILES:
@@ -65,6 +79,8 @@ def _build_site(site: Path, group_list: Sequence[Group]) -> None:
             shutil.copy2(src, site / "ort" / name)
     for name in ("bench.html", "bench.js"):
         shutil.copy2(HERE / "web" / name, site / name)
+    (site / "src").mkdir()
+    shutil.copy2(WEB_DEMO / "src" / "tfjs_threads.js", site / "src" / "tfjs_threads.js")
     for group in group_list:
         for bundle in group.web:
             shutil.copytree(bundle.path, site / "models" / bundle.name)
@@ -221,6 +237,11 @@ def run_browser(groups: Sequence[Group], models: Sequence[str], threads: Sequenc
             browser.close()
             if software_gl is not None:
                 software_gl.close()
+    from ._browser_native import run_vs_native
+
+    say("  browser vs native TFLite, interleaved: LiteRT.js wasm and TF.js wasm against ai-edge-litert")
+    info["vs_native"] = run_vs_native([g for g in groups if g.model in models], models, threads, rounds=rounds,
+                                      batch_ms=batch_ms, say=say)
     return {"rows": rows, **info}
 
 

@@ -223,8 +223,10 @@ def _browser(results: dict[str, Any]) -> list[str]:
     for k in ("webgl_note", "note"):
         if b.get(k):
             note += f" {b[k]}."
+    from ._browser_report import vs_native_lines
+
     return lines + [note, ""] + table(["model", "framework", "artifact", "runtime", "threads", "load", "first", "p50",
-                                       "p99", "runs", "vs native"], rows) + [""]
+                                       "p99", "runs", "vs native"], rows) + [""] + vs_native_lines(results)
 
 
 def _limits(results: dict[str, Any]) -> list[str]:

@@ -1,8 +1,9 @@
-"""The static browser demo: the web deploy folder + the demo page + TF.js, served from 127.0.0.1.
+"""The static browser demo: the web deploy folder + the demo page + the browser runtimes, served from 127.0.0.1.
 
 `build_site(out)` turns `edgeproof deploy --target web`'s folder (bundle folders + index.json) into a
-site that works offline: web_demo/index.html and web_demo/src/** are copied in, and the TF.js browser
-builds are copied from web_demo/node_modules into `out/vendor/` (no CDN). `serve(site)` serves it.
+site that works offline: the demo's index.html and src/** (package data, or web_demo/ in a checkout:
+edgeproof._js.web_demo_dir()) are copied in, and the browser runtimes (TF.js, LiteRT.js; see _vendor.py)
+are copied from node_modules (edgeproof._js.js_modules()) into `out/vendor/` (no CDN). `serve(site)` serves it.
 """
 from __future__ import annotations
 
@@ -11,70 +12,61 @@ from pathlib import Path
 from typing import Optional
 
 from edgeproof._atomic import write_bytes_atomic
+from edgeproof._js import web_demo_dir
 from edgeproof.errors import EdgeproofError
 
-from . import _server
+from . import _server, _vendor
 
 __all__ = ["SiteError", "VENDOR_FILES", "WEB_DEMO", "build_site", "make_server", "serve"]
 
-WEB_DEMO = Path(__file__).resolve().parents[1] / "web_demo"
-SETUP_HINT = "run `scripts/setup.sh web` to install TF.js into web_demo/node_modules"
+WEB_DEMO = web_demo_dir()
+SETUP_HINT = _vendor.SETUP_HINT
 
-# (package under node_modules/@tensorflow, file in its dist/) -> copied to vendor/<file>.
-# The UMD builds define the global `tf`; the wasm backend registers itself on it and fetches its
-# .wasm binaries from the path given to tf.wasm.setWasmPaths('vendor/').
-VENDOR_FILES = (
-    ("tfjs", "tf.min.js"),
-    ("tfjs-backend-wasm", "tf-backend-wasm.min.js"),
-    ("tfjs-backend-wasm", "tfjs-backend-wasm.wasm"),
-    ("tfjs-backend-wasm", "tfjs-backend-wasm-simd.wasm"),
-    ("tfjs-backend-wasm", "tfjs-backend-wasm-threaded-simd.wasm"),
-)
-
+# Every browser runtime the page can use (TF.js cpu/wasm/webgl/webgpu, LiteRT.js wasm/webgpu), copied
+# from node_modules into vendor/: the table and the reasons for each file are in _vendor.py.
+VENDOR_FILES = _vendor.TFJS_FILES + _vendor.LITERT_FILES
 
 
 class SiteError(EdgeproofError):
-    """The demo site cannot be built (TF.js not installed, demo sources or deploy folder missing)."""
+    """The demo site cannot be built (browser runtimes not installed, demo sources or deploy folder missing)."""
 
 
 def _demo_files(demo: Path) -> list[tuple[Path, str]]:
     """(source file, path relative to the site) for index.html, style.css and everything under src/."""
     index = demo / "index.html"
     if not index.is_file():
-        raise SiteError(f"{index} is missing: the demo page is part of the repository (git checkout web_demo)")
+        raise SiteError(f"{index} is missing: the demo page ships with edgeproof (reinstall it; in a checkout, "
+                        f"restore web_demo/)")
     files = [(index, "index.html")]
     if (demo / "style.css").is_file():
         files.append((demo / "style.css", "style.css"))
     src = demo / "src"
     if not src.is_dir():
-        raise SiteError(f"{src} is missing: the demo scripts are part of the repository (git checkout web_demo)")
+        raise SiteError(f"{src} is missing: the demo scripts ship with edgeproof (reinstall it; in a checkout, "
+                        f"restore web_demo/)")
     for p in sorted(src.rglob("*")):
         if p.is_file() and not p.name.startswith("."):
             files.append((p, p.relative_to(demo).as_posix()))
     return files
 
 
-def _vendor_files(demo: Path) -> list[tuple[Path, str]]:
-    modules = demo / "node_modules" / "@tensorflow"
-    if not modules.is_dir():
-        raise SiteError(f"{modules} is missing: {SETUP_HINT}")
-    files, missing = [], []
-    for package, name in VENDOR_FILES:
-        path = modules / package / "dist" / name
-        (files if path.is_file() else missing).append((path, f"vendor/{name}"))
-    if missing:
-        raise SiteError(f"TF.js browser build(s) missing: {', '.join(str(p) for p, _ in missing)}: {SETUP_HINT}")
-    return files
+def _vendor_files(modules: Optional[Path]) -> dict[str, bytes]:
+    try:
+        return _vendor.vendor_files(modules, VENDOR_FILES)
+    except _vendor.VendorError as err:
+        raise SiteError(str(err)) from None
 
 
 def build_site(out: Path | str, demo: Optional[Path | str] = None) -> Path:
-    """Add the demo page, its scripts and TF.js (vendor/) to the web deploy folder `out`; return `out`.
+    """Add the demo page, its scripts and the browser runtimes (vendor/) to the web deploy folder `out`; return `out`.
 
     `out` must already hold the bundles and index.json written by `deploy("web", ...)`. Every file is
     checked to exist before anything is written, and each is written atomically, so a failed build
     leaves no half-written file behind.
     """
     out = Path(out)
+    # A demo folder given explicitly brings its own node_modules; the default finds them (edgeproof._js).
+    modules = Path(demo) / "node_modules" if demo is not None else None
     demo = Path(demo) if demo is not None else WEB_DEMO
     index = out / "index.json"
     if not index.is_file():
@@ -86,9 +78,10 @@ def build_site(out: Path | str, demo: Optional[Path | str] = None) -> Path:
         raise SiteError(f"{index} is not a deploy index ({err}); run `edgeproof deploy --target web` again") from None
     if target != "web":
         raise SiteError(f"{out} holds {target!r} bundles, not web ones: the demo needs `edgeproof deploy --target web`")
-    files = _demo_files(demo) + _vendor_files(demo)
-    for src, rel in files:
-        write_bytes_atomic(out / rel, src.read_bytes())
+    files = {rel: src.read_bytes() for src, rel in _demo_files(demo)}
+    files.update(_vendor_files(modules))  # every file is read (and checked) before anything is written
+    for rel, data in files.items():
+        write_bytes_atomic(out / rel, data)
     return out
 
 

@@ -36,12 +36,12 @@ def browser_page() -> Iterator[tuple[object, list[str]]]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
         try:
-            yield _page_with_errors(browser)
+            yield page_with_errors(browser)
         finally:
             browser.close()
 
 
-def _page_with_errors(browser) -> tuple[object, list[str]]:
+def page_with_errors(browser) -> tuple[object, list[str]]:
     """A new page of `browser` and the list its console errors, page errors and HTTP >= 400 go into."""
     page = browser.new_page()
     errors: list[str] = []
@@ -81,6 +81,52 @@ def another_browser_page(page, *extra_args: str) -> Iterator[tuple[object, list[
     browser = page.context.browser.browser_type.launch(executable_path=chromium_path(), headless=True,
                                                        args=CHROMIUM_ARGS + list(extra_args))
     try:
-        yield _page_with_errors(browser)
+        yield page_with_errors(browser)
     finally:
         browser.close()
+
+
+def add_tflite_bundles(site: Path, pi_folder: Path) -> list[str]:
+    """Put the .tflite bundles of a `deploy --target pi` folder into a web deploy folder the way
+    `deploy --target web` writes them (`<model>-<framework>-tflite-<mode>/`, index.json entries with
+    "artifact_target": "tflite"); the TF.js entries get "artifact_target": "tfjs". Returns the new
+    bundle names. A web folder that already holds .tflite bundles is left as it is."""
+    import json
+    import shutil
+
+    index_path = site / "index.json"
+    index = json.loads(index_path.read_text())
+    if any(b.get("artifact_target") == "tflite" for b in index["bundles"]):
+        return []
+    pi = json.loads((pi_folder / "index.json").read_text())
+    added = []
+    for entry in index["bundles"]:
+        entry.setdefault("artifact_target", "tfjs")
+    for entry in pi["bundles"]:
+        name = f"{entry['model']}-{entry['framework']}-tflite-{entry['mode']}"
+        shutil.copytree(pi_folder / entry["bundle"], site / name)
+        index["bundles"].append({**entry, "bundle": name, "artifact_target": "tflite"})
+        added.append(name)
+    index["refused"] = index.get("refused", []) + pi.get("refused", [])
+    index_path.write_text(json.dumps(index, indent=2))
+    return added
+
+
+def add_user_bundles(site: Path, sources: dict[str, str], model: str) -> list[str]:
+    """Copy bundles of the web folder `site` as a user's own model: {source bundle: new bundle name};
+    their manifests and index.json entries say model `model`, task "custom" (what a user's own model
+    deployed by `deploy --target web` looks like to the page). Returns the new bundle names."""
+    import json
+    import shutil
+
+    index_path = site / "index.json"
+    index = json.loads(index_path.read_text())
+    for src, name in sources.items():
+        shutil.copytree(site / src, site / name)
+        manifest = json.loads((site / name / "manifest.json").read_text())
+        manifest.update(model=model, task="custom")
+        (site / name / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        entry = next(b for b in index["bundles"] if b["bundle"] == src)
+        index["bundles"].append({**entry, "bundle": name, "model": model, "task": "custom"})
+    index_path.write_text(json.dumps(index, indent=2))
+    return list(sources.values())

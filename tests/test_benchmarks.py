@@ -188,7 +188,7 @@ def test_macs_of_a_known_conv_dense_model_equal_the_hand_count(tmp_path):
 def small_artifacts(fast_verified, tmp_path_factory):
     """linreg (both frameworks) from the verified fast artifacts, deployed to pi and web."""
     from edgeproof.train import model_dir
-    from edgeproof.deploy._gate import deploy
+    from edgeproof.deploy import deploy
 
     artifacts, _ = fast_verified
     dest = tmp_path_factory.mktemp("bench") / "artifacts"
@@ -223,7 +223,7 @@ def test_benchmark_command_writes_complete_results(small_artifacts, tmp_path):
     assert all(p["ratio"] > 0 for p in results["peers"] if p["peer"] != "torch.compile")
     assert {"empty tflite (runtime)", "empty tflite invoke", "empty onnxruntime"} <= set(results["floors"]["1"])
     assert {t["id"] for t in results["targets"]} == {"cnn_int8_vs_peers", "int8_size", "int8_not_slower",
-                                                     "tfjs_wasm_vs_native"}
+                                                     "tfjs_wasm_vs_native", "browser_best_vs_native"}
     assert results["conversion"]["pipeline"]["total_seconds"] == 3.0
 
     md = (out / "RESULTS.md").read_text()
@@ -254,4 +254,13 @@ def test_browser_runtimes_time_the_web_bundles(small_artifacts):
     wasm = [r for r in rows if r["runtime_label"] == "tfjs wasm"]
     assert len(wasm) == 6 and all(r["interleaved"] and r["steady"]["n"] >= 2 and r["first_ms"] > 0 for r in wasm)
     assert result["isolated_1"] is True  # COOP/COEP: wasm threads and fine-grained timers
-    assert len(lines) == len(rows)
+    assert len([line for line in lines if line.startswith("  [browser ")]) == len(rows)
+    # LiteRT.js and TF.js wasm against native TFLite, interleaved: every .tflite bundle has a native row
+    # and a LiteRT.js row with its ratio (or LiteRT.js's reason), every TF.js bundle a TF.js wasm row
+    vs = result["vs_native"]["rows"]
+    native = [r for r in vs if r["runtime"].startswith("native")]
+    assert native and all(r["steady"]["n"] >= 2 and r["threads"] == 1 for r in native)
+    lite = [r for r in vs if r["runtime"] == "LiteRT.js wasm"]
+    assert len(lite) == len(native)
+    assert all(r.get("vs_native", 0) > 0 or r["error"].startswith("unsupported:") for r in lite), lite
+    assert len([r for r in vs if r["runtime"] == "TF.js wasm"]) == len(wasm)  # one per TF.js bundle and thread count

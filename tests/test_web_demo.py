@@ -40,7 +40,9 @@ class Demo:
         return json.loads((self.site / bundle / "preprocessing.json").read_text())
 
     def bundles(self, model: str) -> list[dict]:
-        return [b for b in self.index["bundles"] if b["model"] == model]
+        """The TF.js bundles of `model` (these tests drive TF.js; the .tflite bundles the page runs on
+        LiteRT.js are tested in test_web_demo_runtimes.py)."""
+        return [b for b in self.index["bundles"] if b["model"] == model and b.get("artifact_target", "tfjs") == "tfjs"]
 
     def reference(self, model: str, framework: str):
         """The Python reference model's numpy predict function (canonical inputs -> output)."""
@@ -77,7 +79,7 @@ class Demo:
 
 @pytest.fixture(scope="module")
 def demo(fast_verified, tmp_path_factory):
-    from edgeproof.deploy._gate import deploy
+    from edgeproof.deploy import deploy
     from edgeproof.deploy._site import build_site
 
     artifacts, _ = fast_verified

@@ -4,11 +4,13 @@
 
 const now = () => performance.now();
 
+let wasmThreads = 1;
+
 function makeSetup(threads) {
   // Thread counts must be fixed before a backend starts: one page per thread count.
   if (globalThis.tf?.wasm) {
     tf.wasm.setWasmPaths(new URL('vendor/', location.href).href);
-    if (threads) tf.wasm.setThreadsCount(threads);
+    wasmThreads = threads || 1;
   }
   if (globalThis.ort) {
     ort.env.wasm.wasmPaths = new URL('ort/', location.href).href;
@@ -29,7 +31,17 @@ async function steady(run, { runs, warmup, budgetMs }) {
   return times;
 }
 
+/** Start TF.js wasm once with `wasmThreads` threads (startTfjsWasm lifts TF.js's hardwareConcurrency / 2 cap). */
+let wasmStarted = null;
+async function useWasm() {
+  if (wasmStarted === null) wasmStarted = await window.startTfjsWasm(tf, wasmThreads);
+  if (!wasmStarted.ok) return false;
+  if (tf.engine().backendName !== 'wasm') await tf.setBackend('wasm');
+  return true;
+}
+
 async function benchTfjs({ backend, modelUrl, inputs, outputs, runs, warmup, budgetMs }) {
+  if (backend === 'wasm' && !(await useWasm())) return { error: `unavailable: ${wasmStarted.reason}` };
   const warnings = [];
   const warn = console.warn;
   console.warn = (...a) => warnings.push(a.map(String).join(' '));
@@ -81,9 +93,7 @@ async function benchTfjs({ backend, modelUrl, inputs, outputs, runs, warmup, bud
 // The wasm contestants (TF.js bundles and onnxruntime-web sessions) loaded side by side and timed
 // round-robin, like the native runs: a slow phase of the machine hits all of them alike.
 async function benchWasmInterleaved({ tfjs, onnx, rounds, batchMs, warmup }) {
-  const ok = await tf.setBackend('wasm');
-  await tf.ready();
-  if (!ok || tf.getBackend() !== 'wasm') return { error: 'unavailable: the TF.js wasm backend did not start' };
+  if (!(await useWasm())) return { error: `unavailable: the TF.js wasm backend did not start: ${wasmStarted.reason}` };
   const contestants = [];
   const results = {};
   for (const job of tfjs) {

@@ -1,62 +1,33 @@
-// What every model panel shares: the framework / precision / backend controls (built from
+// What every model panel shares: the framework / precision / runtime controls (built from
 // index.json), lazy loading through runtime.withBundle, the artifact's facts from its manifest
 // (size, load time, latency, parity verdict and metric) and an error box.
+//
+// The runtime control offers TF.js's backends (cpu, wasm, webgl, webgpu: they run the TF.js bundles)
+// and LiteRT.js's accelerators (wasm, webgpu: they run the .tflite bundles, the files that ship to the
+// Pi and to Android). One that cannot run here is disabled, with its reason beside it.
 
 import {
-  BACKENDS, BackendUnavailableError, activeBackend, backendProblem, loadManifest, modelBytes, withBundle,
+  BACKENDS, BackendUnavailableError, activeBackend, backendProblem, isLiteRt, loadManifest, runtimeLabel, targetOf,
+  withBundle,
 } from './runtime.js';
+import { factRows } from './facts.js';
+import { el, plain } from './dom.js';
 
 export const FRAMEWORKS = [['keras', 'Keras'], ['torch', 'PyTorch']];
-export const MODES = ['fp32', 'fp16', 'uint8'];
+/** Precisions by artifact: TF.js bundles (tfjs/<mode>) and .tflite bundles (tflite/<mode>). */
+export const MODES_BY_TARGET = { tfjs: ['fp32', 'fp16', 'uint8'], tflite: ['fp32', 'fp16', 'dynamic', 'int8'] };
+export const MODES = MODES_BY_TARGET.tfjs;
+const RUNTIME_GROUPS = [['TF.js (TF.js bundles)', BACKENDS.filter((b) => !isLiteRt(b))],
+  ['LiteRT.js (.tflite bundles)', BACKENDS.filter(isLiteRt)]];
+const targetOfBundle = (b) => b.artifact_target ?? 'tfjs';
 
-export function formatBytes(n) {
-  if (n == null) return '?';
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
-  return `${(n / 1024 / 1024).toFixed(2)} MB`;
-}
+export { el, formatBytes, formatMs, plain } from './dom.js';
 
-export function formatMs(ms) {
-  if (ms == null) return '–';
-  return ms < 10 ? `${ms.toFixed(2)} ms` : `${ms.toFixed(0)} ms`;
-}
-
-function formatNumber(v) {
-  if (v == null || Number.isNaN(v)) return '?';
-  const a = Math.abs(v);
-  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
-  return Number(v.toPrecision(4)).toString();
-}
-
-export function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v == null || v === false) continue;
-    if (k === 'class') node.className = v;
-    else if (k === 'text') node.textContent = v;
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat()) if (c != null) node.append(c);
-  return node;
-}
-
-/** A JSON-friendly copy for the page hooks: typed arrays -> arrays; class instances (tokenizers...) left out. */
-export function plain(value) {
-  if (ArrayBuffer.isView(value)) return Array.from(value);
-  if (Array.isArray(value)) return value.map(plain);
-  if (value !== null && typeof value === 'object') {
-    if (Object.getPrototypeOf(value) !== Object.prototype) return undefined;
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]).filter(([, v]) => v !== undefined));
-  }
-  return value;
-}
-
-/** The reason index.json gives for not deploying `model/framework/*mode`, if any. */
-function refusalReason(index, model, framework, mode) {
+/** The reason index.json gives for not deploying `model/framework/<target>/mode`, if any. */
+function refusalReason(index, model, framework, mode, target = 'tfjs') {
   const hit = (index.refused ?? []).find((r) => {
     const [m, f, ...rest] = r.artifact.split('/');
-    return m === model && f === framework && rest[rest.length - 1] === mode;
+    return m === model && f === framework && rest[rest.length - 1] === mode && (rest.length < 2 || rest[0] === target);
   });
   return hit?.reason ?? null;
 }
@@ -91,53 +62,115 @@ export class Panel {
     this.frameworkSelect = el('select', { id: id('framework'), name: 'framework' });
     this.modeSelect = el('select', { id: id('mode'), name: 'mode' });
     this.backendSelect = el('select', { id: id('backend'), name: 'backend' });
-    for (const [value, label] of FRAMEWORKS) {
-      const has = this.bundles.some((b) => b.framework === value);
-      this.frameworkSelect.append(el('option', { value, disabled: !has, text: has ? label : `${label} (not deployed)` }));
+    for (const [value] of FRAMEWORKS) this.frameworkSelect.append(el('option', { value }));
+    this.labelFrameworks();
+    for (const [label, backends] of RUNTIME_GROUPS) {
+      const group = el('optgroup', { label });
+      for (const backend of backends) group.append(el('option', { value: backend }));
+      this.backendSelect.append(group);
     }
-    for (const backend of BACKENDS) {
-      const why = backendProblem(backend);
-      this.backendSelect.append(el('option', { value: backend, disabled: why !== null, title: why, text: why ? `${backend} (unavailable)` : backend }));
-    }
+    this.labelRuntimes();
     box.append(
       el('span', { class: 'control' }, el('label', { for: id('framework') }, 'Framework'), this.frameworkSelect),
       el('span', { class: 'control' }, el('label', { for: id('mode') }, 'Precision'), this.modeSelect),
-      el('span', { class: 'control' }, el('label', { for: id('backend') }, 'Backend'), this.backendSelect),
+      el('span', { class: 'control' }, el('label', { for: id('backend') }, 'Runtime'), this.backendSelect),
     );
     const first = this.bundles.find((b) => b.framework === 'keras') ?? this.bundles[0];
     this.frameworkSelect.value = first ? first.framework : 'keras';
-    this.backendSelect.value = 'wasm';
+    this.backendSelect.value = this.bundles.some((b) => targetOfBundle(b) === 'tfjs') || !this.bundles.length ? 'wasm' : 'litertjs-wasm';
     this.fillModes();
     this.frameworkSelect.addEventListener('change', () => { this.fillModes(); this.selectionChanged(); });
     this.modeSelect.addEventListener('change', () => this.selectionChanged());
-    this.backendSelect.addEventListener('change', () => this.selectionChanged());
+    this.backendSelect.addEventListener('change', () => { this.fillModes(); this.selectionChanged(); });
   }
 
-  /** Precision options for the chosen framework: deployed ones enabled, the others disabled with why. */
+  labelFrameworks() {
+    for (const o of this.frameworkSelect.options) {
+      const has = this.bundles.some((b) => b.framework === o.value);
+      const label = FRAMEWORKS.find(([v]) => v === o.value)[1];
+      o.disabled = !has;
+      o.textContent = has ? label : `${label} (not deployed)`;
+    }
+  }
+
+  /** Show `model` (one of several a panel offers) with `bundles`: every control is refilled. */
+  setModel(model, bundles) {
+    this.model = model;
+    this.bundles = bundles;
+    this.labelFrameworks();
+    const first = bundles.find((b) => b.framework === 'keras') ?? bundles[0];
+    if (first && !bundles.some((b) => b.framework === this.frameworkSelect.value)) this.frameworkSelect.value = first.framework;
+    this.labelRuntimes();
+    if (this.runtimeProblem(this.backendSelect.value) !== null) {
+      const ok = [...this.backendSelect.options].find((o) => !o.disabled);
+      if (ok) this.backendSelect.value = ok.value;
+    }
+    this.fillModes();
+    this.selectionChanged();
+  }
+
+  /** Why `backend` cannot run this panel's model here (null: it can). */
+  runtimeProblem(backend) {
+    const why = backendProblem(backend);
+    if (why !== null) return why;
+    const target = targetOf(backend);
+    if (!this.bundles.some((b) => targetOfBundle(b) === target)) {
+      return `no ${target === 'tflite' ? '.tflite' : 'TF.js'} bundle of ${this.model} is deployed`;
+    }
+    return null;
+  }
+
+  /** Runtime options: their labels, and disabled with the reason where they cannot run here. */
+  labelRuntimes() {
+    for (const o of this.backendSelect.options) {
+      const why = this.runtimeProblem(o.value);
+      const name = isLiteRt(o.value) ? `LiteRT.js ${o.value.slice(9)}` : o.value;
+      o.disabled = why !== null;
+      o.title = why ?? '';
+      o.textContent = why ? `${name} (unavailable)` : name;
+    }
+  }
+
+  /** The precisions of the artifacts the chosen runtime runs. */
+  get modes() {
+    return MODES_BY_TARGET[targetOf(this.backendSelect.value)];
+  }
+
+  /** Precision options for the chosen framework and runtime: deployed ones enabled, the others disabled with why. */
   fillModes() {
     const framework = this.frameworkSelect.value;
+    const target = targetOf(this.backendSelect.value);
     const previous = this.modeSelect.value;
     this.modeSelect.replaceChildren();
-    for (const mode of MODES) {
-      const has = this.bundles.some((b) => b.framework === framework && b.mode === mode);
-      const why = has ? null : refusalReason(this.index, this.model, framework, mode);
+    for (const mode of this.modes) {
+      const has = this.bundles.some((b) => b.framework === framework && b.mode === mode && targetOfBundle(b) === target);
+      const why = has ? null : refusalReason(this.index, this.model, framework, mode, target);
       this.modeSelect.append(el('option', {
         value: mode, disabled: !has, title: why, text: has ? mode : `${mode} (${why ? 'refused' : 'not deployed'})`,
       }));
     }
     const enabled = [...this.modeSelect.options].filter((o) => !o.disabled).map((o) => o.value);
-    this.modeSelect.value = enabled.includes(previous) ? previous : (enabled[0] ?? MODES[0]);
+    this.modeSelect.value = enabled.includes(previous) ? previous : (enabled[0] ?? this.modes[0]);
     this.showNotes();
   }
 
-  /** Notes under the controls: refused precisions with their reasons, an unavailable backend. */
+  /** Notes under the controls: refused precisions with their reasons, unavailable runtimes with theirs. */
   showNotes() {
     const framework = this.frameworkSelect.value;
+    const target = targetOf(this.backendSelect.value);
     const notes = [];
-    for (const mode of MODES) {
-      if (this.bundles.some((b) => b.framework === framework && b.mode === mode)) continue;
-      const why = refusalReason(this.index, this.model, framework, mode);
-      notes.push(`${mode}: ${why ? `refused by the deploy gate: ${why}` : 'not deployed (no TF.js artifact passed verification)'}`);
+    for (const mode of this.modes) {
+      if (this.bundles.some((b) => b.framework === framework && b.mode === mode && targetOfBundle(b) === target)) continue;
+      const why = refusalReason(this.index, this.model, framework, mode, target);
+      const what = target === 'tflite' ? '.tflite' : 'TF.js';
+      notes.push(`${mode}: ${why ? `refused by the deploy gate: ${why}` : `not deployed (no ${what} artifact passed verification)`}`);
+    }
+    const other = target === 'tflite' ? 'tfjs' : 'tflite';
+    for (const r of this.index.refused ?? []) { // the other runtime family's refusals, said once too
+      const [m, f, t, mode] = r.artifact.split('/');
+      if (m === this.model && f === framework && t === other && mode) {
+        notes.push(`${other === 'tflite' ? '.tflite (LiteRT.js)' : 'TF.js'} ${mode}: refused by the deploy gate: ${r.reason}`);
+      }
     }
     for (const backend of BACKENDS) {
       const why = backendProblem(backend);
@@ -153,12 +186,10 @@ export class Panel {
 
   /** Set any of {framework, mode, backend} as a user would; resolves when the panel is idle again. */
   async select({ framework, mode, backend } = {}) {
-    if (framework !== undefined) {
-      this.frameworkSelect.value = framework;
-      this.fillModes();
-    }
-    if (mode !== undefined) this.modeSelect.value = mode;
     if (backend !== undefined) this.backendSelect.value = backend;
+    if (framework !== undefined) this.frameworkSelect.value = framework;
+    if (backend !== undefined || framework !== undefined) this.fillModes();
+    if (mode !== undefined) this.modeSelect.value = mode;
     const s = this.selection;
     if ((framework && s.framework !== framework) || (mode && s.mode !== mode) || (backend && s.backend !== backend)) {
       throw new Error(`${this.model}: cannot select ${JSON.stringify({ framework, mode, backend })}: not offered (${JSON.stringify(s)} stays)`);
@@ -169,8 +200,9 @@ export class Panel {
 
   /** The bundle folder for the current framework and precision (null when none is deployed). */
   bundle() {
-    const { framework, mode } = this.selection;
-    return this.bundles.find((b) => b.framework === framework && b.mode === mode)?.bundle ?? null;
+    const { framework, mode, backend } = this.selection;
+    const target = targetOf(backend);
+    return this.bundles.find((b) => b.framework === framework && b.mode === mode && targetOfBundle(b) === target)?.bundle ?? null;
   }
 
   selectionChanged() {
@@ -211,7 +243,8 @@ export class Panel {
   async runOnce() {
     const bundle = this.bundle();
     if (bundle === null) {
-      this.showError(new Error(`no ${this.model} bundle is deployed for ${this.selection.framework} ${this.selection.mode}`));
+      const { framework, mode, backend } = this.selection;
+      this.showError(new Error(`no ${this.model} bundle for ${runtimeLabel(backend)} is deployed for ${framework} ${mode}`));
       return;
     }
     const { backend } = this.selection;
@@ -226,7 +259,10 @@ export class Panel {
       }
       const result = await withBundle(bundle, backend, async (ctx) => {
         const out = await this.infer(ctx, input);
-        return { out, bundle, backend: ctx.backend, active: activeBackend(), loadMs: ctx.loadMs, fresh: ctx.fresh, manifest: ctx.manifest };
+        return {
+          out, bundle, backend: ctx.backend, active: activeBackend(), loadMs: ctx.loadMs, fresh: ctx.fresh,
+          manifest: ctx.manifest, threads: ctx.threads,
+        };
       });
       this.render(result.out, input, result);
       this.last = plain({ bundle, backend: result.backend, input, ...result.out });
@@ -236,24 +272,20 @@ export class Panel {
     } catch (e) {
       this.setStatus('');
       if (e instanceof BackendUnavailableError) {
-        // Say so, offer the option no more, and run on wasm instead.
-        for (const o of this.backendSelect.options) {
-          if (o.value === e.backend) {
-            o.disabled = true;
-            o.textContent = `${e.backend} (unavailable)`;
-            o.title = e.reason;
-          }
-        }
-        this.backendSelect.value = 'wasm';
-        this.showNotes();
-        this.showError(new Error(`${e.message}. Switched this panel to wasm.`), 'warning');
-        if (e.backend !== 'wasm') {
+        // Say so, offer the option no more, and run on wasm (TF.js's, or LiteRT.js's) instead.
+        const fallback = isLiteRt(e.backend) && e.backend !== 'litertjs-wasm' ? 'litertjs-wasm' : 'wasm';
+        this.labelRuntimes();
+        this.backendSelect.value = fallback;
+        this.fillModes();
+        this.showError(new Error(`${e.message}. Switched this panel to ${fallback}.`), 'warning');
+        if (e.backend !== fallback && this.runtimeProblem(fallback) === null) {
           this.pending += 1;
           this.job = this.job.then(() => this.runOnce()).finally(() => { this.pending -= 1; });
         }
         return;
       }
       this.showError(e);
+      this.showFacts(); // e.g. LiteRT.js's reason it cannot run this bundle, in "In this runtime"
     } finally {
       this.root.removeAttribute('aria-busy');
     }
@@ -295,30 +327,8 @@ export class Panel {
       return;
     }
     if (seq !== this.factsSeq) return; // a later call (a new selection or run) shows its facts
-    const v = manifest.verdict ?? {};
-    const m = manifest.metric ?? {};
-    const budget = v.budget ?? {};
-    const limits = [
-      budget.max_abs_error != null && `max |Δ| ≤ ${formatNumber(budget.max_abs_error)}`,
-      budget.min_cosine != null && `cosine ≥ ${budget.min_cosine}`,
-      budget.max_metric_drop != null && `${m.name ?? 'metric'} drop ≤ ${formatNumber(budget.max_metric_drop)}`,
-      budget.min_top1_agreement != null && `top-1 agreement ≥ ${formatNumber(budget.min_top1_agreement)}`,
-    ].filter(Boolean).join(', ');
-    const status = (v.status ?? 'unknown').toLowerCase();
-    const verdict = el('span', { class: `verdict verdict-${status}`, text: status.toUpperCase() });
     const here = run && run.bundle === bundle;
-    const rows = [
-      ['Bundle', el('code', { text: bundle })],
-      ['Size', `${formatBytes(modelBytes(manifest))} (model.json + weights, ${manifest.mode})`],
-      ['Load', here ? `${formatMs(run.loadMs)}${run.fresh ? '' : ' (at first use; cached since)'}` : 'not loaded yet (loads on first use)'],
-      ['Inference', here ? `${formatMs(run.out.ms)}${run.fresh ? ' (first run: includes TF.js warm-up)' : ''}` : '–'],
-      ['Backend', here ? el('strong', { 'data-role': 'active-backend', text: run.active }) : `${this.selection.backend} (selected)`],
-      ['Parity', el('span', {}, verdict, v.runtime ? ` on ${v.runtime}` : '',
-        manifest.override ? ` (OVERRIDE: ${manifest.override.reason})` : '')],
-      ['Metric', `${m.name ?? '?'}: ${formatNumber(m.reference)} → ${formatNumber(m.artifact)} `
-        + `(reference → artifact${m.test_examples ? `, ${m.test_examples} test examples` : ''})`],
-      ['Budget', limits || '–'],
-    ];
+    const rows = factRows(manifest, { bundle, run: here ? run : null, backend: this.selection.backend });
     this.statsBox.replaceChildren(...rows.flatMap(([k, val]) => [el('dt', { text: k }), el('dd', {}, val)]));
     this.statsBox.dataset.bundle = bundle;
     if (here) this.statsBox.dataset.backend = run.active;

@@ -6,6 +6,7 @@ import { greedyDecode } from './greedy.js';
 import { Panel, el } from './panel.js';
 import { mulberry32, normalSamples } from './prng.js';
 import { execute, loadPreprocessing, predict } from './runtime.js';
+import { greedyDecodeTflite } from './tflite_bundle.js';
 import { ImdbTokenizer, WordTokenizer } from './tokenizers.js';
 
 const q = (root, role) => root.querySelector(`[data-role=${role}]`);
@@ -248,6 +249,7 @@ export class TranslatorPanel extends TextPanel {
   }
 
   async infer(ctx, input) {
+    if (ctx.kind === 'tflite') return this.inferTflite(ctx, input);
     const { manifest, entry, tf } = ctx;
     const name = (list, canon) => list.find((b) => b.name === canon)?.tensor ?? list[0].tensor;
     const opts = {
@@ -267,6 +269,16 @@ export class TranslatorPanel extends TextPanel {
     }
     const t0 = performance.now();
     const ids = await greedyDecode(tf, ctx.model, input.sourceIds, { ...opts, useAsync: entry.useAsync });
+    const ms = performance.now() - t0;
+    const out = Array.from(ids);
+    const tokens = input.tgt.decodeTokens(out);
+    return { ms, ids: out, sourceIds: Array.from(input.sourceIds), tokens, text: WordTokenizer.detokenize(tokens) };
+  }
+
+  /** The same greedy decoding on LiteRT.js: one model run per output token. */
+  async inferTflite(ctx, input) {
+    const t0 = performance.now();
+    const ids = await greedyDecodeTflite(ctx, input.sourceIds, input);
     const ms = performance.now() - t0;
     const out = Array.from(ids);
     const tokens = input.tgt.decodeTokens(out);

@@ -1,106 +1,22 @@
-// TF.js in the page: backends, the deploy index, bundles (manifest + preprocessing + graph model),
-// and running a bundle on canonical inputs exactly as edgeproof's Python runtime binds them
-// (runtime/_signature.py): inputs fed by the manifest's `tensor` names, NHWC <-> NCHW where the
-// artifact's layout differs, int8/uint8 (de)quantization, static batch sizes honoured.
+// The browser runtimes in the page: TF.js (cpu, wasm, webgl, webgpu backends) for TF.js bundles and
+// LiteRT.js (wasm, webgpu) for .tflite bundles (tflite_bundle.js); the deploy index, bundles (manifest
+// + preprocessing + model), and running a bundle on canonical inputs exactly as edgeproof's Python
+// runtime binds them (runtime/_signature.py): inputs fed by the manifest's `tensor` names, NHWC <->
+// NCHW where the artifact's layout differs, int8/uint8 (de)quantization, static batch sizes honoured.
+// Which runtimes work, and switching between them, is backends.js (re-exported here).
 
-export const tf = globalThis.tf;
-export const BACKENDS = ['wasm', 'webgl', 'cpu'];
-const VENDOR = 'vendor/';
+import {
+  BACKENDS, BackendUnavailableError, exclusive, isLiteRt, ranOnTfjs, runtimeLabel, targetOf, tf, useBackend, useLiteRt,
+  wasmThreads,
+} from './backends.js';
+import { loadTflite, predictTflite } from './tflite_bundle.js';
+
+export {
+  BACKENDS, TFJS_BACKENDS, BackendUnavailableError, THREADS, activeBackend, backendProblem, drained, exclusive, isLiteRt,
+  probeBackends, runtimeLabel, targetOf, tf, wasmThreads, webglProblem,
+} from './backends.js';
+
 const MAX_CACHED_MODELS = 6;
-
-if (tf === undefined) throw new Error('TF.js did not load: vendor/tf.min.js is missing from the site (run `edgeproof deploy --target web`)');
-tf.wasm?.setWasmPaths(VENDOR);
-
-// ---------------------------------------------------------------------------------------------
-// One TF.js operation at a time: the backend is global to the page, so a run switches to its
-// backend and keeps it until it is done.
-// ---------------------------------------------------------------------------------------------
-
-let queue = Promise.resolve();
-let queued = 0;
-
-/** Run `fn` after every earlier exclusive job; never call exclusive() from inside `fn`. */
-export function exclusive(fn) {
-  queued += 1;
-  const run = queue.then(() => fn());
-  queue = run.catch(() => {}).finally(() => { queued -= 1; });
-  return run;
-}
-
-/** Resolves once no TF.js job is queued or running. */
-export async function drained() {
-  while (queued > 0) await queue;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Backends
-// ---------------------------------------------------------------------------------------------
-
-export class BackendUnavailableError extends Error {
-  constructor(backend, reason) {
-    super(`the ${backend} backend is unavailable in this browser: ${reason}`);
-    this.backend = backend;
-    this.reason = reason;
-  }
-}
-
-const backendFailures = new Map(); // backend -> why it cannot start
-
-/** Why WebGL cannot work here (null when a WebGL context can be created). Cheap: no TF.js init. */
-export function webglProblem() {
-  if (backendFailures.has('webgl')) return backendFailures.get('webgl');
-  try {
-    const canvas = document.createElement('canvas');
-    const gl = canvas.getContext('webgl2') ?? canvas.getContext('webgl');
-    if (gl === null) {
-      const why = 'no WebGL context can be created (GPU disabled or blocked, e.g. headless Chromium with --disable-gpu)';
-      backendFailures.set('webgl', why);
-      return why;
-    }
-    gl.getExtension('WEBGL_lose_context')?.loseContext();
-    return null;
-  } catch (e) {
-    const why = `creating a WebGL context failed: ${e.message}`;
-    backendFailures.set('webgl', why);
-    return why;
-  }
-}
-
-/** The reason `backend` cannot be used, if it is known already. */
-export function backendProblem(backend) {
-  if (!BACKENDS.includes(backend)) return `unknown backend ${JSON.stringify(backend)}; use one of ${BACKENDS.join(', ')}`;
-  if (backend === 'webgl') return webglProblem();
-  return backendFailures.get(backend) ?? null;
-}
-
-/** Switch TF.js to `backend` (call inside exclusive()); throws BackendUnavailableError with the reason. */
-async function useBackend(backend) {
-  const known = backendProblem(backend);
-  if (known !== null) throw new BackendUnavailableError(backend, known);
-  if (tf.getBackend() === backend) return;
-  // TF.js reports an initialisation failure only through console.warn: capture it as the reason.
-  const warnings = [];
-  const warn = console.warn;
-  console.warn = (...args) => warnings.push(args.map(String).join(' '));
-  let ok = false;
-  try {
-    ok = await tf.setBackend(backend);
-    await tf.ready();
-  } catch (e) {
-    warnings.push(e.message);
-  } finally {
-    console.warn = warn;
-  }
-  if (!ok || tf.getBackend() !== backend) {
-    const why = warnings.find((w) => w && !w.startsWith('Initialization of backend')) ?? warnings[0] ?? 'tf.setBackend returned false';
-    backendFailures.set(backend, why.split('\n')[0]);
-    throw new BackendUnavailableError(backend, backendFailures.get(backend));
-  }
-}
-
-export function activeBackend() {
-  return tf.getBackend() ?? 'none';
-}
 
 // ---------------------------------------------------------------------------------------------
 // The deploy index and the bundles
@@ -184,16 +100,35 @@ async function loadModel(bundle, backend) {
   return { entry, fresh: true };
 }
 
+/** Check `manifest` is an artifact `backend` runs: TF.js bundles on TF.js, .tflite bundles on LiteRT.js. */
+function checkTarget(bundle, manifest, backend) {
+  const target = manifest.artifact_target ?? 'tfjs';
+  if (target !== targetOf(backend)) {
+    throw new Error(`${bundle} is a ${target === 'tflite' ? '.tflite' : 'TF.js'} bundle: ${runtimeLabel(backend)} runs `
+      + `${targetOf(backend) === 'tflite' ? '.tflite' : 'TF.js'} bundles only`);
+  }
+}
+
 /**
- * Run `fn({tf, model, manifest, entry, loadMs, fresh, backend})` with `bundle` loaded on `backend`,
- * alone (exclusive) and with `backend` active.
+ * Run `fn(ctx)` with `bundle` loaded on `backend`, alone (exclusive). ctx: {kind: "tfjs"|"tflite",
+ * manifest, entry, loadMs, fresh, backend} plus {tf, model} for TF.js (with `backend` active).
  */
 export function withBundle(bundle, backend, fn) {
   return exclusive(async () => {
     const manifest = await loadManifest(bundle);
+    if (!BACKENDS.includes(backend)) throw new BackendUnavailableError(backend, backendProblem(backend));
+    checkTarget(bundle, manifest, backend);
+    if (isLiteRt(backend)) {
+      const threads = await useLiteRt(backend);
+      const { entry, fresh } = await loadTflite(bundle, manifest, backend.slice(9), threads);
+      return fn({ kind: 'tflite', manifest, entry, loadMs: entry.loadMs, fresh, backend, threads: entry.model.threads });
+    }
     await useBackend(backend);
     const { entry, fresh } = await loadModel(bundle, backend);
-    return fn({ tf, model: entry.model, manifest, entry, loadMs: entry.loadMs, fresh, backend: tf.getBackend() });
+    ranOnTfjs();
+    const active = tf.engine().backendName;
+    return fn({ kind: 'tfjs', tf, model: entry.model, manifest, entry, loadMs: entry.loadMs, fresh, backend: active,
+      threads: active === 'wasm' ? wasmThreads()?.threads ?? null : null });
   });
 }
 
@@ -289,6 +224,7 @@ export async function execute(entry, feeds, names) {
  * inference time in ms (the first call on a model includes TF.js' warm-up). Call inside withBundle.
  */
 export async function predict(ctx, inputs) {
+  if (ctx.kind === 'tflite') return predictTflite(ctx, inputs);
   const { manifest, entry } = ctx;
   const missing = manifest.inputs.filter((b) => !(b.name in inputs)).map((b) => b.name);
   if (missing.length) throw new Error(`missing input(s) ${missing.join(', ')}; ${manifest.model} takes ${manifest.inputs.map((b) => b.name).join(', ')}`);
