@@ -86,10 +86,11 @@ def copy_artifact(root: Path, record, dest: Path) -> str:
 
 
 def write_bundle(spec: ModelContract, root: Path, meta: dict, record, verdict, target: DeployTarget, out: Path,
-                 override: Optional[str]) -> Path:
-    """One bundle folder under `out` for the artifact `record` of the model in `root`."""
+                 override: Optional[str], name: Optional[str] = None, browser: Optional[dict] = None) -> Path:
+    """One bundle folder under `out` (named `name`, default model-framework-mode[-variant]) for the artifact
+    `record` of the model in `root`; `browser`: its verdicts in browser runtimes, for the demo."""
     _json = json
-    dest = out / bundle_name(spec.name, record.framework, record.mode, record.variant)
+    dest = out / (name or bundle_name(spec.name, record.framework, record.mode, record.variant))
     with replacing_dir(dest) as tmp:
         model_file = copy_artifact(root, record, tmp)
         (tmp / "preprocessing.json").write_text(_json.dumps(meta.get("preprocessing", {})))
@@ -101,6 +102,7 @@ def write_bundle(spec: ModelContract, root: Path, meta: dict, record, verdict, t
 
             runtime = runtime_requirements(tmp / model_file)
         manifest = build_manifest(spec, record, verdict, meta, target, files, sizes, model_file, override, runtime)
+        manifest["browser_verdicts"] = browser or {}
         (tmp / MANIFEST).write_text(_json.dumps(manifest, indent=2))
     return dest
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
-from edgeproof._quant import QuantMode
+from edgeproof._quant import QuantMode, Target
 from edgeproof.convert import ModelFolder, find_models, load_records
 from edgeproof.errors import DeployRefusedError
 from edgeproof.verify import ArtifactVerdict, Status, load_verdicts
@@ -70,13 +70,28 @@ def _override(verdict: Optional[ArtifactVerdict], root: Path, allow_failed: Opti
     return allow_failed
 
 
+WEB_TFLITE_RUNTIME = "litertjs-wasm"  # the browser runtime a .tflite in the web demo runs in
+
+
+def _units(target: DeployTarget, records) -> list[tuple[Any, str, str]]:
+    """(record, the verdict row that must pass, bundle name suffix) of every artifact the target takes: the web
+    takes the TF.js models and, for LiteRT.js, the .tflite files whose row in LiteRT.js passed."""
+    units = []
+    for r in records:
+        if r.target == target.artifact_target.value:
+            units.append((r, r.key, bundle_name("", "", r.mode, r.variant)[2:]))
+        elif target is DeployTarget.WEB and r.target == Target.TFLITE.value:
+            units.append((r, f"{r.key} in {WEB_TFLITE_RUNTIME}", bundle_name("", "", f"tflite-{r.mode}", r.variant)[2:]))
+    return units
+
+
 def _deploy_model(folder: ModelFolder, target: DeployTarget, out: Path, wanted_modes, allow_failed,
                   result: DeployResult, say, accept_inconclusive: bool = False) -> None:
     """Bundle every passing artifact of one model folder; record the refusals."""
-    records = {r.key: r for r in load_records(folder.root) if r.target == target.artifact_target.value}
-    by_key = {v.cell: v for v in load_verdicts(folder.root)[1]}
+    verdicts = load_verdicts(folder.root)[1]
+    by_key = {v.cell: v for v in verdicts}
     contract, meta = None, None
-    for key, record in records.items():
+    for record, key, suffix in _units(target, load_records(folder.root)):
         if wanted_modes is not None and record.mode not in wanted_modes:
             continue
         label = f"{folder.label}/{key}"
@@ -88,14 +103,22 @@ def _deploy_model(folder: ModelFolder, target: DeployTarget, out: Path, wanted_m
         if reason is not None and override is None:
             result.refused.append(Refusal(label, reason))
             say(f"   refused {label}: {reason}", flush=True)
-            old = out / bundle_name(folder.name, folder.framework, record.mode, record.variant)
+            old = out / f"{folder.name}-{folder.framework}-{suffix}"
             if old.exists():  # a bundle from an earlier deploy must not outlive this verdict
                 shutil.rmtree(old)
             continue
         contract = contract or folder.contract()
         meta = meta or folder.source_meta()
-        result.bundles.append(write_bundle(contract, folder.root, meta, record, verdict, target, out, override))
+        browser = {v.browser: _browser_summary(v) for v in verdicts if v.browser and v.target == record.target
+                   and v.mode == record.mode and v.variant == record.variant}
+        result.bundles.append(write_bundle(contract, folder.root, meta, record, verdict, target, out, override,
+                                           name=f"{folder.name}-{folder.framework}-{suffix}", browser=browser))
         say(f"   bundle {result.bundles[-1]}" + (f" (OVERRIDE: {override})" if override else ""), flush=True)
+
+
+def _browser_summary(v: ArtifactVerdict) -> dict:
+    return {"status": v.status.value, "reason": v.reason, "runtime": v.runtime,
+            "max_abs_error": v.probe.get("max_abs_error"), "summary": v.summary()}
 
 
 def _write_package(out: Path, result: DeployResult) -> None:

@@ -68,7 +68,9 @@ def test_pipeline_runs_every_stage_and_ends_with_the_demo_site(tmp_path):
     verdicts = json.loads((tmp_path / "linreg" / "torch" / "parity.json").read_text())["artifacts"]
     passing = {v["mode"] for v in verdicts if v["status"] == "pass" and v["target"] == "tfjs"}
     web = json.loads((tmp_path / "deploy" / "web" / "index.json").read_text())
-    assert {b["mode"] for b in web["bundles"]} == passing and passing
+    assert {b["mode"] for b in web["bundles"] if b["artifact_target"] == "tfjs"} == passing and passing
+    in_litertjs = {v["mode"] for v in verdicts if v["status"] == "pass" and v.get("browser") == "litertjs-wasm"}
+    assert {b["mode"] for b in web["bundles"] if b["artifact_target"] == "tflite"} == in_litertjs
     assert (tmp_path / "deploy" / "pi" / "index.json").exists() and (tmp_path / "deploy" / "android" / "index.json").exists()
     assert (tmp_path / "deploy" / "web" / "index.html").exists()
     assert f"edgeproof serve --site {tmp_path}/deploy/web" in result.stdout

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from edgeproof.convert._source import EvalSet
 from edgeproof.errors import EdgeproofError
 from edgeproof.runtime._decode import greedy_decode
 
+from ._browser_rows import BROWSER_RUNTIMES, browser_rows
 from ._budgets import apply_overrides, describe, effective, output_budget
 from ._loop import select_records, verify_each
 from ._measures import compare, worst
@@ -151,11 +152,12 @@ def _judge(base: _Baseline, verdict: ArtifactVerdict, record, outputs, result: M
                           f"{stats.high:.3g}] contains the budget {budget.max_metric_drop:g} on {stats.examples} "
                           f"examples" + (f"; about {stats.needed_examples} examples would decide"
                                          if stats.needed_examples else ""))
-    result.probe_outputs[record.key] = (np.concatenate([np.ravel(base.probe[t.name]) for t in contract.outputs]),
+    result.probe_outputs[verdict.cell] = (np.concatenate([np.ravel(base.probe[t.name]) for t in contract.outputs]),
                                         np.concatenate([np.ravel(artifact_probe[t.name]) for t in contract.outputs]))
     measured = (f"{metric} {verdict.artifact_metric:.4g} vs {base.reference.value:.4g}"
                 if verdict.artifact_metric is not None else NO_LABELS)
-    return f"{measured}, max error {verdict.probe['max_abs_error'] or float('nan'):.2g}"
+    max_error = verdict.probe.get("max_abs_error")
+    return f"{measured}, max error " + ("n/a (not finite)" if max_error is None else f"{max_error:.2g}")
 
 
 def _drop_stats(base: _Baseline, artifact_samples: Any, budget, verdict: ArtifactVerdict):
@@ -179,11 +181,12 @@ def _max_error(reference: np.ndarray, artifact: np.ndarray) -> Optional[float]:
 def verify_source(source: Source, root: Path | str, *, targets: Optional[Iterable[str]] = None,
                   modes: Optional[Iterable[str]] = None, tfjs_backend: str = "wasm", progress: bool = True,
                   num_threads: int = 2, say: Optional[Callable[..., None]] = None,
-                  budgets: Optional[dict] = None) -> ModelVerification:
+                  budgets: Optional[dict] = None, browsers: Sequence[str] = BROWSER_RUNTIMES) -> ModelVerification:
     """Verify the converted artifacts in `root` (conversion.json) against `source`; write parity.json
     (merged over the cells not verified this time). `num_threads`: the TFLite interpreter's threads;
     `say`: where progress lines go (default: print, or nowhere without `progress`); `budgets`: overrides
-    {QuantMode: {field: value}} (see edgeproof.verify._budgets.parse_overrides)."""
+    {QuantMode: {field: value}} (see edgeproof.verify._budgets.parse_overrides); `browsers`: the browser
+    runtimes the .tflite artifacts are also proven in (rows `tflite/<mode> in <runtime>`; () for none)."""
     root = Path(root)
     say = say or (print if progress else (lambda *a, **k: None))
     records = load_records(root)
@@ -218,6 +221,10 @@ def verify_source(source: Source, root: Path | str, *, targets: Optional[Iterabl
         predictor=lambda record, node: load_predictor(contract, record, root, node, num_threads, base.probes),
         run=run, judge=lambda verdict, record, outputs: _judge(base, verdict, record, outputs, result),
         tfjs_backend=tfjs_backend, say=say)
+    if browsers:
+        result.verdicts += browser_rows(contract, records, result.verdicts, root, run,
+                                        lambda verdict, record, outputs: _judge(base, verdict, record, outputs, result),
+                                        say, browsers)
     write_parity(root, result, source.describe())
     return result
 
@@ -244,14 +251,14 @@ def write_parity(root: Path, result: ModelVerification, source: Optional[dict] =
     existing: dict[tuple[str, str], dict] = {}
     if path.exists():
         try:
-            existing = {(r["target"], r["mode"], r.get("variant") or ""): r
+            existing = {(r["target"], r["mode"], r.get("variant") or "", r.get("browser") or ""): r
                         for r in json.loads(path.read_text())["artifacts"]}
         except (ValueError, KeyError, TypeError, AttributeError):
             existing = {}
     for v in result.verdicts:
-        existing[(v.target, v.mode, v.variant or "")] = v.to_dict()
-    payload = {"reference": asdict(result.reference), "source": source,
-               "artifacts": [existing[k] for k in sorted(existing, key=cell_order)]}
+        existing[v.row] = v.to_dict()
+    rows = sorted(existing, key=lambda k: (cell_order(k[:3]), k[3]))
+    payload = {"reference": asdict(result.reference), "source": source, "artifacts": [existing[k] for k in rows]}
     payload = json.loads(json.dumps(payload, default=_json_default))  # numpy -> Python
     write_bytes_atomic(path, json.dumps(_finite(payload), indent=2, allow_nan=False).encode())
 

@@ -163,6 +163,34 @@ function run(feeds) {
   return state.kind === 'tflite' ? state.model.run(feeds) : runTfjs(feeds);
 }
 
+function rowsOf(f, start, count) {
+  const per = f.shape.slice(1).reduce((a, b) => a * b, 1);
+  return { ...f, shape: [count, ...f.shape.slice(1)], data: f.data.slice(start * per, (start + count) * per) };
+}
+
+function concatRows(parts) {
+  const first = parts[0];
+  const total = parts.reduce((n, p) => n + p.data.length, 0);
+  const data = new first.data.constructor(total);
+  let at = 0;
+  for (const p of parts) { data.set(p.data, at); at += p.data.length; }
+  const rows = parts.reduce((n, p) => n + p.shape[0], 0);
+  return { dtype: first.dtype, shape: [rows, ...first.shape.slice(1)], data };
+}
+
+// Many examples in one page call: run in steps of `step` rows (a pinned batch), outputs concatenated. The
+// caller pads the last step; nothing travels per step, so a test split costs inference, not round trips.
+async function runSplit(feeds, step) {
+  const n = Object.values(feeds)[0].shape[0];
+  if (n % step !== 0) throw new Error(`${n} rows do not divide into steps of ${step}`);
+  const parts = {};
+  for (let i = 0; i < n; i += step) {
+    const out = await run(Object.fromEntries(Object.entries(feeds).map(([k, f]) => [k, rowsOf(f, i, step)])));
+    for (const [k, v] of Object.entries(out)) (parts[k] ??= []).push({ dtype: v.dtype, shape: Array.from(v.shape), data: v.data });
+  }
+  return Object.fromEntries(Object.entries(parts).map(([k, list]) => [k, concatRows(list)]));
+}
+
 function decodeFeeds(wire) {
   return Object.fromEntries(Object.entries(wire).map(([name, w]) => [name, fromWire(name, w)]));
 }
@@ -204,6 +232,10 @@ window.harness = {
   }),
   predict: (wire) => guarded(async () => {
     const out = await run(decodeFeeds(wire));
+    return { ok: true, outputs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, toWire(v.dtype, v.shape, v.data)])) };
+  }),
+  predictSplit: ({ feeds, step }) => guarded(async () => {
+    const out = await runSplit(decodeFeeds(feeds), step);
     return { ok: true, outputs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, toWire(v.dtype, v.shape, v.data)])) };
   }),
   time: ({ feeds, warmup, repeats }) => guarded(async () => {

@@ -13,6 +13,8 @@ from ._browser_runtime import BrowserRunner, BrowserRuntime
 
 __all__ = ["BrowserPredictor"]
 
+BLOCK_ROWS = 1024  # examples per page call
+
 
 class BrowserPredictor:
     """One artifact in one browser runtime, fed canonical inputs: {canonical name: array} in, {canonical
@@ -50,14 +52,15 @@ class BrowserPredictor:
         step = self.static_batch
         if step is None or n == step:
             return self._run(feed)
-        parts = []
-        for i in range(0, n, step):
-            chunk = {k: v[i:i + step] for k, v in feed.items()}
-            rows = len(next(iter(chunk.values())))
-            if rows < step:  # pad the last chunk with copies of its last row, then drop them
-                chunk = {k: np.concatenate([v, np.repeat(v[-1:], step - rows, axis=0)]) for k, v in chunk.items()}
-            parts.append({k: v[:rows] for k, v in self._run(chunk).items()})
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        pad = (-n) % step  # the last step padded with copies of the last row, dropped again below
+        if pad:
+            feed = {k: np.concatenate([v, np.repeat(v[-1:], pad, axis=0)]) for k, v in feed.items()}
+        self.browser.use(self.info)
+        block = max(step, BLOCK_ROWS // step * step)  # bounded page calls (base64 over the DevTools protocol)
+        parts = [self.browser.predict_split({k: v[i:i + block] for k, v in feed.items()}, step)
+                 for i in range(0, n + pad, block)]
+        raw = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return {b.canonical: from_artifact(b, raw[b.name][:n]) for b in self.outputs}
 
     def latency_ms(self, example: dict[str, np.ndarray], repeats: int = 20) -> float:
         """Median ms of one batch-`static_batch` call, timed in the page (binding excluded)."""

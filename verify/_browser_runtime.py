@@ -315,6 +315,14 @@ class BrowserRunner:
         out = self._call("predict", wire)["outputs"]
         return {k: _decode(k, v) for k, v in out.items()}
 
+    def predict_split(self, feed: dict[str, np.ndarray], step: int) -> dict[str, np.ndarray]:
+        """predict() on many examples in one page call, run in steps of `step` rows inside the page (the rows
+        must divide into steps: pad the last one)."""
+        names = self._names_for(feed)
+        wire = {k: _encode(k, v, names[k]) for k, v in feed.items()}
+        out = self._call("predictSplit", {"feeds": wire, "step": int(step)})["outputs"]
+        return {k: _decode(k, v) for k, v in out.items()}
+
     def time(self, feed: dict[str, np.ndarray], warmup: int = 3, repeats: int = 20) -> dict[str, Any]:
         """Time `repeats` runs on `feed` in the page (performance.now(), 5 us resolution when isolated),
         after `warmup`: {"median_ms", "p90_ms", "runs", "times_ms"}. Input encoding is not timed."""

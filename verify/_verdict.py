@@ -92,11 +92,18 @@ class ArtifactVerdict:
     details: dict[str, Any] = field(default_factory=dict)
     variant: Optional[str] = None  # another route or a repair of the (target, mode) cell, see ArtifactRecord
     recipe: Optional[dict[str, Any]] = None
+    browser: Optional[str] = None  # a browser runtime that ran this artifact (e.g. "litertjs-wasm"); None: native
 
     @property
     def cell(self) -> str:
-        """'tflite/int8', or with a variant 'tflite/int8-16x8'."""
-        return f"{self.target}/{self.mode}" + (f"-{self.variant}" if self.variant else "")
+        """'tflite/int8', with a variant 'tflite/int8-16x8', in a browser 'tflite/int8 in litertjs-wasm'."""
+        return (f"{self.target}/{self.mode}" + (f"-{self.variant}" if self.variant else "")
+                + (f" in {self.browser}" if self.browser else ""))
+
+    @property
+    def row(self) -> tuple[str, str, str, str]:
+        """The key of this verdict's row in parity.json."""
+        return (self.target, self.mode, self.variant or "", self.browser or "")
 
     @property
     def key(self) -> str:
