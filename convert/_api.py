@@ -90,3 +90,58 @@ def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = 
     backend = None if onnx_backend is None else getattr(onnx_backend, "value", onnx_backend)
     return convert_source(source, source.root, targets=targets, modes=modes, onnx_backend=backend,
                           representative_samples=representative_samples, int8_io=int8_io, progress=progress)
+
+
+def convert_variants(source: Source, root: Path, cells: list[tuple[str, str, dict]], *,
+                     progress: bool = True) -> list[ArtifactRecord]:
+    """Variant cells of an already converted model (repair recipes): `cells` holds (target, mode, variant)
+    with variant = {"variant": name, "recipe": {...}, "options": {...}}, each converted from the model's
+    SavedModel in root/ (bound to the contract again for the calibration feed), recorded in conversion.json."""
+    from ._records import load_records, read_about
+
+    say = print if progress else (lambda *a, **k: None)
+    about = read_about(root)
+    exported = _exported_again(source, root)
+    bound = exported.bound
+    plain = {(r.target, r.mode): r for r in load_records(root) if not r.variant}
+    configs = [requested_configs(source.contract, [t], [m])[0] for t, m, _ in cells]
+    base = plain.get((cells[0][0], cells[0][1]))
+    route = base.route.split(">")[:-1] if base else []
+    calibration = None
+    if any(c.mode is QuantMode.INT8 for c in configs):
+        calibration = bound.feed(source.calibration(max(c.representative_samples for c in configs)))
+    dynamic = root / DYNAMIC_BATCH_NAMES[1]
+    records = convert_cells(source.contract.name, source.framework, root, configs, bound.path, calibration, route,
+                            list(base.notes) if base else [], 0.0, _describer(source, exported), say,
+                            tfjs_saved_model=dynamic if dynamic.exists() else None, variants=[v for _, _, v in cells])
+    write_records(root, records, about)
+    return records
+
+
+def _exported_again(source: Source, root: Path) -> Exported:
+    """The model's SavedModel in root/, bound to its contract again (for a calibration feed)."""
+    from ._records import read_about
+    from ._saved_model import bind_saved_model
+
+    backend = (read_about(root).get("onnx_backend") or {}).get("used")
+    prefer = "NHWC" if backend == OnnxBackend.ONNX2TF.value else None
+    probes = source.contract.probe_inputs()
+    bound = bind_saved_model(root / "saved_model", source.contract, probes, source.reference(probes), prefer)
+    return Exported(bound, [], backend or "Keras SavedModel", prefer_layout=prefer)
+
+
+def int8_attribution(source: Source, root: Path, samples: int = 256) -> list[dict]:
+    """Per-layer error of the model's full-int8 conversion (QuantizationDebugger, in a worker process)."""
+    import json
+    import tempfile
+
+    from ._worker import Job, run_jobs
+
+    bound = _exported_again(source, root).bound
+    calibration = bound.feed(source.calibration(samples))
+    with tempfile.TemporaryDirectory(prefix="edgeproof-attribution-") as tmp:
+        out = Path(tmp) / "layers.json"
+        (outcome,) = run_jobs(bound.path, [Job("attribution", "int8", str(out), samples)], calibration)
+        if outcome.error:
+            raise RuntimeError(f"per-layer attribution failed: {outcome.error[:300]}")
+        return json.loads(out.read_text())

@@ -55,7 +55,7 @@ def _keep(config: QuantConfig, out: Path, record: ArtifactRecord, root: Path, de
     from ._tfjs import check_tfjs_model
     from ._tflite import describe_tensors
 
-    rel = artifact_path(config.target, config.mode)
+    rel = artifact_path(config.target, config.mode, record.variant)
     if config.target is Target.TFLITE:
         content = out.read_bytes()
         record.inputs, record.outputs, record.layout_changes = describe(config.target, describe_tensors(content))
@@ -71,9 +71,9 @@ def _keep(config: QuantConfig, out: Path, record: ArtifactRecord, root: Path, de
     record.inputs, record.outputs, record.layout_changes = describe(config.target, signature)
 
 
-def _drop_stale(root: Path, config: QuantConfig) -> None:
+def _drop_stale(root: Path, config: QuantConfig, variant: Optional[str] = None) -> None:
     """An artifact from an earlier run must not outlive a cell that failed now."""
-    rel = artifact_path(config.target, config.mode)
+    rel = artifact_path(config.target, config.mode, variant)
     stale = root / rel if config.target is Target.TFLITE else (root / rel).parent
     if stale.is_dir():
         shutil.rmtree(stale)
@@ -83,16 +83,20 @@ def _drop_stale(root: Path, config: QuantConfig) -> None:
 
 def convert_cells(model: str, framework: str, root: Path, configs: list[QuantConfig], saved_model: Path,
                   calibration: Optional[dict], route_prefix: list[str], notes: list[str], source_seconds: float,
-                  describe, say, tfjs_saved_model: Optional[Path] = None) -> list[ArtifactRecord]:
+                  describe, say, tfjs_saved_model: Optional[Path] = None,
+                  variants: Optional[list[dict]] = None) -> list[ArtifactRecord]:
     """The converter calls in a worker process (see _worker), then one record per cell, written under `root`
     (ok, or unsupported: the converter's reason). `describe(target, described)` turns what the artifact
     says about its tensors (TFLite: (inputs, outputs) dicts; TF.js: its signature) into
-    (inputs, outputs, layout_changes)."""
+    (inputs, outputs, layout_changes). `variants`: per config, {"variant", "recipe", "options"} of a variant
+    cell (a repair recipe), or None for the plain cell."""
     from ._worker import Job
 
+    variants = variants or [None] * len(configs)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
-    jobs = [Job(c.target.value, c.mode.value, str(staging / f"{c.target.value}-{c.mode.value}"),
-                c.representative_samples, c.int8_io) for c in configs]
+    jobs = [Job(c.target.value, c.mode.value, str(staging / f"{c.target.value}-{c.mode.value}-{k}"),
+                c.representative_samples, c.int8_io, options=(v or {}).get("options"))
+            for k, (c, v) in enumerate(zip(configs, variants))]
     say(f"[{model}/{framework}] converting {', '.join(c.key for c in configs)}", flush=True)
     start = time.perf_counter()
     outcomes = _run_converters(saved_model, tfjs_saved_model or saved_model, jobs, configs, calibration)
@@ -101,22 +105,24 @@ def convert_cells(model: str, framework: str, root: Path, configs: list[QuantCon
     say(f"   converter calls: {cells_seconds:.1f} s, worker start-up and TensorFlow import: "
         f"{max(worker_seconds - cells_seconds, 0.0):.1f} s", flush=True)
     records = []
-    for config, job, outcome in zip(configs, jobs, outcomes):
+    for config, job, outcome, variant in zip(configs, jobs, outcomes, variants):
+        name = (variant or {}).get("variant")
         record = ArtifactRecord(model, framework, config.target.value, config.mode.value,
                                 ">".join(route_prefix + [config.target.value]), status="ok",
-                                path=artifact_path(config.target, config.mode), notes=list(notes),
+                                path=artifact_path(config.target, config.mode, name), notes=list(notes),
                                 convert_seconds=None if outcome.seconds is None else round(outcome.seconds, 2),
-                                source_export_seconds=round(source_seconds, 2))
+                                source_export_seconds=round(source_seconds, 2), variant=name,
+                                recipe=(variant or {}).get("recipe"))
         try:
             if outcome.error:
                 raise ConverterRefused(outcome.error)
             _keep(config, Path(job.out), record, root, describe)
-            say(f"   {config.key}: ok ({record.size_bytes / 1024:.0f} KiB)", flush=True)
+            say(f"   {record.key}: ok ({record.size_bytes / 1024:.0f} KiB)", flush=True)
         except Exception as err:  # the converter's reason is the product here: report it, go on
             record.status, record.path, record.reason = "unsupported", None, _first_line(err)
             record.convert_seconds, record.layout_changes = None, []
-            _drop_stale(root, config)
-            say(f"   {config.key}: unsupported: {record.reason}", flush=True)
+            _drop_stale(root, config, name)
+            say(f"   {record.key}: unsupported: {record.reason}", flush=True)
         records.append(record)
     shutil.rmtree(staging, ignore_errors=True)
     return records

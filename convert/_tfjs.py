@@ -18,12 +18,13 @@ from edgeproof._quant import QuantMode
 _DTYPE_MAP = {QuantMode.FP32: None, QuantMode.FP16: {"float16": True}, QuantMode.UINT8: {"uint8": True}}
 
 
-def convert_in_process(saved_model: Path, out_dir: Path, mode: QuantMode) -> None:
+def convert_in_process(saved_model: Path, out_dir: Path, mode: QuantMode, dtype_map: dict | None = None) -> None:
+    """`dtype_map`: a quantization_dtype_map of its own (a repair recipe: some weights kept at 16 bits)."""
     from edgeproof._frameworks import import_tensorflowjs
 
     tfjs = import_tensorflowjs()
     tfjs.converters.convert_tf_saved_model(str(saved_model), str(out_dir), signature_def="serving_default",
-                                           quantization_dtype_map=_DTYPE_MAP[mode])
+                                           quantization_dtype_map=dtype_map or _DTYPE_MAP[QuantMode(mode)])
     unfuse_tensor_bias_matmuls(Path(out_dir) / "model.json")
     flatten_weight_batch_matmuls(Path(out_dir) / "model.json")
     check_tfjs_model(out_dir)

@@ -103,7 +103,16 @@ def _run_one(saved_model: Path, job: Job, calibration) -> list:
         from ._onnx_route import onnx_to_saved_model_reported
 
         return onnx_to_saved_model_reported(saved_model, Path(job.out), job.kind, job.options)
-    if job.kind == "tflite":
+    if job.kind == "attribution":
+        from ._recipes import layer_attribution, write_json
+
+        write_json(Path(job.out), layer_attribution(saved_model, calibration, job.representative_samples))
+        return []
+    if job.kind == "tflite" and (job.options or {}).get("recipe"):
+        from ._recipes import convert_with_recipe
+
+        Path(job.out).write_bytes(convert_with_recipe(saved_model, job.options["recipe"], calibration))
+    elif job.kind == "tflite":
         from ._tflite import convert_saved_model
 
         config = QuantConfig("tflite", job.mode, representative_samples=job.representative_samples,
@@ -113,7 +122,7 @@ def _run_one(saved_model: Path, job: Job, calibration) -> list:
     else:
         from ._tfjs import convert_in_process
 
-        convert_in_process(saved_model, Path(job.out), job.mode)
+        convert_in_process(saved_model, Path(job.out), job.mode, (job.options or {}).get("dtype_map"))
     return []
 
 

@@ -7,10 +7,10 @@ tarball, the Android README, the web demo site).
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from edgeproof._atomic import folder_lock, remove_dir
 from edgeproof._quant import QuantMode, Target
 from edgeproof.convert import ModelFolder, find_models, load_records
 from edgeproof.errors import DeployRefusedError
@@ -86,7 +86,7 @@ def _units(target: DeployTarget, records) -> list[tuple[Any, str, str]]:
 
 
 def _deploy_model(folder: ModelFolder, target: DeployTarget, out: Path, wanted_modes, allow_failed,
-                  result: DeployResult, say, accept_inconclusive: bool = False) -> None:
+                  result: DeployResult, say, accept_inconclusive: bool = False, sign_key: Optional[Path] = None) -> None:
     """Bundle every passing artifact of one model folder; record the refusals."""
     verdicts = load_verdicts(folder.root)[1]
     by_key = {v.cell: v for v in verdicts}
@@ -105,14 +105,15 @@ def _deploy_model(folder: ModelFolder, target: DeployTarget, out: Path, wanted_m
             say(f"   refused {label}: {reason}", flush=True)
             old = out / f"{folder.name}-{folder.framework}-{suffix}"
             if old.exists():  # a bundle from an earlier deploy must not outlive this verdict
-                shutil.rmtree(old)
+                remove_dir(old)
             continue
         contract = contract or folder.contract()
         meta = meta or folder.source_meta()
         browser = {v.browser: _browser_summary(v) for v in verdicts if v.browser and v.target == record.target
                    and v.mode == record.mode and v.variant == record.variant}
         result.bundles.append(write_bundle(contract, folder.root, meta, record, verdict, target, out, override,
-                                           name=f"{folder.name}-{folder.framework}-{suffix}", browser=browser))
+                                           name=f"{folder.name}-{folder.framework}-{suffix}", browser=browser,
+                                           sign_key=sign_key))
         say(f"   bundle {result.bundles[-1]}" + (f" (OVERRIDE: {override})" if override else ""), flush=True)
 
 
@@ -138,13 +139,17 @@ def _write_package(out: Path, result: DeployResult) -> None:
 def deploy(target: DeployTarget | str, *, artifacts: Path | str = "artifacts", out: Optional[Path | str] = None,
            models: Optional[Iterable[str]] = None, frameworks: Optional[Iterable[str]] = None,
            modes: Optional[Iterable[str]] = None, allow_failed: Optional[str] = None,
-           accept_inconclusive: bool = False, progress: bool = True) -> DeployResult:
+           accept_inconclusive: bool = False, prefer: str = "size", sign_key: Optional[Path | str] = None,
+           progress: bool = True) -> DeployResult:
     """Build one bundle per passing artifact for `target` under `out` (default artifacts/deploy/<target>).
 
     Artifacts that failed, were never verified or changed since are refused with their reason; when
     the caller named exactly what to deploy and nothing passes, DeployRefusedError says why.
     `allow_failed="reason"` ships failed (never unsupported) artifacts and writes the override into
     their manifest; `accept_inconclusive` does the same for verdicts the test split was too small to decide.
+    index.json names, per model and artifact kind, the preferred passing bundle (`prefer`: size or latency).
+    `sign_key`: a private key (PEM) signing every bundle (OpenSSF model-signing, see `edgeproof verify-bundle`).
+    Concurrent deploys into the same folder wait for each other (a lock beside it).
     """
     target = DeployTarget(target)
     if allow_failed is not None and not allow_failed.strip():
@@ -152,11 +157,17 @@ def deploy(target: DeployTarget | str, *, artifacts: Path | str = "artifacts", o
     say = print if progress else (lambda *a, **k: None)
     out = Path(out) if out else Path(artifacts) / "deploy" / target.value
     wanted_modes = None if modes is None else {QuantMode(m).value for m in modes}
-    result = DeployResult(target, out)
-    for folder in find_models(artifacts, models, frameworks):
-        _deploy_model(folder, target, out, wanted_modes, allow_failed, result, say, accept_inconclusive)
-    write_index(out, result)
-    _write_package(out, result)
+    if prefer not in ("size", "latency"):
+        raise ValueError(f"--prefer {prefer!r}: choose size or latency")
+    if sign_key is not None and not Path(sign_key).is_file():
+        raise ValueError(f"--sign-key {sign_key}: no such file (make a key pair with `edgeproof keygen`)")
+    result = DeployResult(target, out, prefer=prefer)
+    with folder_lock(out):
+        for folder in find_models(artifacts, models, frameworks):
+            _deploy_model(folder, target, out, wanted_modes, allow_failed, result, say, accept_inconclusive,
+                          None if sign_key is None else Path(sign_key))
+        write_index(out, result)
+        _write_package(out, result)
     if models is not None and not result.bundles:
         raise DeployRefusedError("nothing to deploy: " + "; ".join(f"{r.artifact}: {r.reason}" for r in result.refused)
                                  if result.refused else f"no {target.artifact_target.value} artifacts found under "

@@ -32,3 +32,4 @@ class DeployResult:
     bundles: list[Path] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
     package: Optional[Path] = None  # pi: the tarball; android: the README with Kotlin; web: the site
+    prefer: str = "size"  # which passing artifact index.json names as preferred: "size" or "latency"

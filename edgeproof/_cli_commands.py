@@ -121,14 +121,37 @@ def verify(args: argparse.Namespace) -> int:
     return 1 if any(v.status is Status.FAIL for v in verdicts) else 0
 
 
+def repair(args: argparse.Namespace) -> int:
+    """Attribution and the repair ladder for the 8-bit artifacts; exit 1 when one stays unrepaired."""
+    from .pipeline import repair_stage
+
+    outcomes = repair_stage(_options(args))
+    return 1 if any(o.status == "not repaired" for o in outcomes) else 0
+
+
 def deploy(args: argparse.Namespace) -> int:
     from .deploy import deploy as deploy_bundles
 
     result = deploy_bundles(args.target, artifacts=args.artifacts, out=args.out, models=args.model,
                             frameworks=args.framework, modes=csv_list(args.modes), allow_failed=args.allow_failed,
-                            accept_inconclusive=args.accept_inconclusive)
+                            accept_inconclusive=args.accept_inconclusive, prefer=args.prefer, sign_key=args.sign_key)
     print(f"deploy --target {result.target.value}: {len(result.bundles)} bundles in {result.out}, "
           f"{len(result.refused)} artifacts refused (reasons above and in {result.out / 'index.json'})")
+    import json
+
+    for key, choice in json.loads((result.out / "index.json").read_text()).get("preferred", {}).items():
+        print(f"   preferred for {key}: {choice['bundle']} ({choice['why']})")
+    return 0
+
+
+def keygen(args: argparse.Namespace) -> int:
+    from .deploy._signing import generate_key_pair
+
+    for path in (args.private_key, args.public_key):
+        if Path(path).exists():
+            raise ValueError(f"{path} already exists: choose a new file (keys are never overwritten)")
+    private, public = generate_key_pair(args.private_key, args.public_key)
+    print(f"private key {private} (keep it secret), public key {public}")
     return 0
 
 
@@ -144,11 +167,21 @@ def pipeline(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .runtime._commands import print_json, run_bundle
+    from .runtime._commands import run_command
 
-    print_json(run_bundle(args.bundle, args.input, interpreter=args.interpreter, output=args.output,
-                          num_threads=args.threads))
-    return 0
+    return run_command(args)
+
+
+def selftest(args: argparse.Namespace) -> int:
+    from .runtime._commands import selftest_command
+
+    return selftest_command(args)
+
+
+def verify_bundle(args: argparse.Namespace) -> int:
+    from .runtime._commands import verify_bundle_command
+
+    return verify_bundle_command(args)
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -167,13 +200,12 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"train": train, "convert": convert, "verify": verify, "deploy": deploy, "pipeline": pipeline, "run": run,
-            "bench": bench, "serve": serve}
-# issue 19: the edge runtime's trust commands, handled in edgeproof.runtime._commands (imported lazily);
-# its `run` also takes --self-test and --public-key
-_RUNTIME = "edgeproof.runtime._commands"
-HANDLERS.update({
-    "run": lambda args: __import__(_RUNTIME, fromlist=["_"]).run_command(args),
-    "selftest": lambda args: __import__(_RUNTIME, fromlist=["_"]).selftest_command(args),
-    "verify-bundle": lambda args: __import__(_RUNTIME, fromlist=["_"]).verify_bundle_command(args),
-})
+def doctor(args: argparse.Namespace) -> int:
+    from ._doctor import run_doctor
+
+    return run_doctor()
+
+
+HANDLERS = {"train": train, "convert": convert, "verify": verify, "repair": repair, "deploy": deploy,
+            "pipeline": pipeline, "keygen": keygen, "run": run, "bench": bench, "serve": serve, "doctor": doctor, "selftest": selftest,
+            "verify-bundle": verify_bundle}

@@ -124,6 +124,25 @@ def _verify_command(sub) -> None:
     _add_common(p)
 
 
+def _keygen_command(sub) -> None:
+    p = sub.add_parser("keygen", help="make a key pair for signing bundles",
+                       description="Write a new P-256 private key (readable by its owner only) and its public key, "
+                                   "as PEM files, for `deploy --sign-key` and `verify-bundle --public-key`.")
+    p.add_argument("private_key", metavar="PRIVATE.pem", help="where the private key goes (must not exist)")
+    p.add_argument("public_key", metavar="PUBLIC.pem", help="where the public key goes (must not exist)")
+
+
+def _repair_command(sub) -> None:
+    p = sub.add_parser("repair", help="attribute and repair 8-bit artifacts that failed their budgets",
+                       description="Per-layer (TFLite int8) and per-weight (TF.js uint8) error attribution for every "
+                                   "8-bit artifact; for one that did not pass, a ladder of recipes (more calibration, "
+                                   "16x8, the worst layers in float), each proven by the same gate, stopping at the "
+                                   "first that passes.")
+    _add_model_args(p, multiple=True)
+    p.add_argument("--data-dir", metavar="DIR", help="folder with local dataset copies (also EDGEPROOF_DATA_DIR)")
+    _add_common(p)
+
+
 def _deploy_command(sub) -> None:
     p = sub.add_parser("deploy", help="build device or web bundles from passing artifacts only",
                        description="Build bundles (model files + manifest.json) from artifacts whose verdict is pass.")
@@ -133,6 +152,11 @@ def _deploy_command(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: artifacts/deploy/<target>)")
     p.add_argument("--allow-failed", metavar="REASON",
                    help="also ship artifacts that FAILED their budgets; the reason is written into their manifest")
+    p.add_argument("--sign-key", metavar="KEY.pem",
+                   help="sign every bundle with this private key (OpenSSF model-signing; check with "
+                        "`edgeproof verify-bundle --public-key`); make a key pair with `edgeproof keygen`")
+    p.add_argument("--prefer", choices=["size", "latency"], default="size",
+                   help="which passing artifact index.json names as the one to ship per model (default: %(default)s)")
     p.add_argument("--accept-inconclusive", action="store_true",
                    help="also ship artifacts whose metric drop the test split was too small to decide (written into "
                         "their manifest)")
@@ -177,6 +201,13 @@ def _serve_command(sub) -> None:
     p.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default: %(default)s)")
 
 
+def _doctor_command(sub) -> None:
+    sub.add_parser("doctor", help="check what edgeproof needs on this machine, with the fix for what is missing",
+                   description="One line per check: Python, the pipeline stack, node + npm and the JS packages, "
+                               "Chromium, .venv-edge, the TFLite interpreters, GPUs. Exit status 1 when the main "
+                               "job cannot run here.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgeproof",
@@ -187,11 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     _train_command(sub)
     _convert_command(sub)
     _verify_command(sub)
+    _repair_command(sub)
     _deploy_command(sub)
+    _keygen_command(sub)
     _pipeline_command(sub)
     _run_command(sub)
     _bench_command(sub)
     _serve_command(sub)
+    _doctor_command(sub)
     from .runtime._commands import add_trust_commands  # issue 19: selftest, verify-bundle, run --self-test/--public-key
 
     add_trust_commands(sub)

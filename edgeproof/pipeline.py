@@ -19,7 +19,7 @@ from ._registry import get_spec, training_order
 from ._spec import Framework, ModelContract, ParityBudget
 
 PIPELINE_TIMING_JSON = "pipeline_timing.json"
-STAGES = ("train", "convert", "verify", "deploy")
+STAGES = ("train", "convert", "verify", "repair", "deploy")
 
 
 @dataclass
@@ -247,6 +247,30 @@ def verify_stage(opts: PipelineOptions, *, targets: Optional[list[str]] = None, 
     return verdicts
 
 
+def repair_stage(opts: PipelineOptions) -> list:
+    """Attribution for every 8-bit artifact, and the repair ladder for those that did not pass (verify/_repair),
+    for every verified model. Writes repair.json per model; returns the outcomes."""
+    from .convert import find_models
+    from .errors import UserModelError
+    from .verify._repair import repair_model
+
+    outcomes = []
+    for folder in find_models(opts.artifacts, opts.models, opts.frameworks):
+        if not (folder.root / "parity.json").exists():
+            continue
+        try:
+            folder.check_reopenable()
+            source = folder.open_source(data_dir=opts.data_dir)
+        except UserModelError as err:
+            print(f"   skipping {folder.label}: {err}", flush=True)
+            continue
+        for outcome in repair_model(source, folder.root):
+            outcomes.append(outcome)
+            print(f"   {folder.label}/{outcome.cell}: {outcome.status}"
+                  + (f" -> {outcome.chosen}" if outcome.chosen else ""), flush=True)
+    return outcomes
+
+
 def deploy_stage(opts: PipelineOptions) -> None:
     """Every passing artifact deployed to every target."""
     from .deploy import DeployTarget, deploy
@@ -259,9 +283,10 @@ def deploy_stage(opts: PipelineOptions) -> None:
 
 
 def run_pipeline(opts: PipelineOptions) -> dict[str, float]:
-    """The main job: train, convert, verify, deploy, in order; the wall time of each is printed and written
+    """The main job: train, convert, verify, repair, deploy, in order; the wall time of each is printed and written
     to artifacts/pipeline_timing.json. Failing artifacts are verdicts, refused by deploy, not errors."""
-    stages = {"train": train_stage, "convert": convert_stage, "verify": verify_stage, "deploy": deploy_stage}
+    stages = {"train": train_stage, "convert": convert_stage, "verify": verify_stage, "repair": repair_stage,
+              "deploy": deploy_stage}
     start = time.perf_counter()
     seconds: dict[str, float] = {}
     for stage in STAGES:

@@ -5,7 +5,6 @@ dtypes, layouts, int8 scale/zero-point, and the preprocessing (scaling, vocabula
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
@@ -13,10 +12,20 @@ import numpy as np
 
 from ._decode import greedy_decode
 from ._manifest import BundleError, load_manifest, safe_member
+from ._preprocessing import load_preprocessing
 from ._signature import InputError
 from ._tflite_runner import TFLiteRunner
 
 RawInput = Union[str, Sequence[str], int, np.ndarray]
+MAX_SEED = 2**64
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """A value for an error message: huge numbers shortened (10**4000 has 4001 digits)."""
+    if isinstance(value, (int, np.integer)) and abs(int(value)) >= 10**limit:
+        return f"a number of about {int(abs(int(value)).bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class Model:
@@ -27,26 +36,43 @@ class Model:
         self.task: str = manifest["task"]
         self.labels: Optional[list[str]] = manifest.get("labels")
         self._tokenizers: dict[str, Any] = {}
+        self.self_test_result = None  # a SelfTestResult once Model.load(..., self_test=True) ran it
+        self.signature_check: Optional[dict[str, Any]] = None  # set when loaded with a public key
 
     @classmethod
-    def load(cls, bundle: Path | str, interpreter: Optional[str] = None, num_threads: Optional[int] = None) -> "Model":
-        """Check the manifest and every file's sha256, then load the .tflite in the chosen interpreter."""
+    def load(cls, bundle: Path | str, interpreter: Optional[str] = None, num_threads: Optional[int] = None,
+             self_test: bool = False, public_key: Optional[Path | str] = None) -> "Model":
+        """Check the manifest and every file's sha256, then load the .tflite in the chosen interpreter.
+
+        `public_key`: first verify the bundle's OpenSSF model-signing signature (every file, the manifest
+        included); an unsigned or altered bundle is refused. `self_test=True`: run the bundle's golden
+        probes and refuse a model that does not reproduce the deploy gate's outputs (SelfTestError);
+        the result is kept in `model.self_test_result`.
+        """
         bundle = Path(bundle)
+        signature = None
+        if public_key is not None:
+            from ._bundle_signing import verify_bundle_signature
+
+            signature = verify_bundle_signature(bundle, public_key)
         manifest = load_manifest(bundle)
         if manifest.get("artifact_target", "tflite") != "tflite":
-            raise BundleError(f"{bundle} holds a {manifest.get('artifact_target')} model; the edge runtime runs "
+            raise BundleError(f"{bundle} holds a {manifest.get('artifact_target')!r:.40} model; the edge runtime runs "
                               f"TFLite bundles (`edgeproof deploy --target pi` or `--target android`)")
-        try:
-            preprocessing = json.loads(safe_member(bundle, manifest["preprocessing_file"]).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise BundleError(f"{bundle}: {manifest['preprocessing_file']} is not valid JSON ({err})") from None
+        preprocessing = load_preprocessing(bundle, manifest)
         runner = TFLiteRunner(safe_member(bundle, manifest["model_file"]),
                               [(t["name"], t.get("canonical_layout", t["layout"])) for t in manifest["inputs"]],
                               [(t["name"], t.get("canonical_layout", t["layout"])) for t in manifest["outputs"]],
                               [{**t, "name": t["tensor"]} for t in manifest["inputs"]],
                               [{**t, "name": t["tensor"]} for t in manifest["outputs"]],
                               interpreter=interpreter, num_threads=num_threads)
-        return cls(bundle, manifest, preprocessing, runner)
+        model = cls(bundle, manifest, preprocessing, runner)
+        model.signature_check = signature
+        if self_test:
+            from ._selftest import require_self_test
+
+            model.self_test_result = require_self_test(model)
+        return model
 
     @property
     def interpreter(self) -> str:
@@ -58,10 +84,15 @@ class Model:
     # -- tensors in, tensors out ------------------------------------------------------------------
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Canonical model inputs (after preprocessing) -> the model's output, as float32."""
-        return self.runner(inputs)[self.manifest["outputs"][0]["name"]]
+        return self.predict_all(inputs)[self.manifest["outputs"][0]["name"]]
 
     def predict_all(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Canonical model inputs -> every output by name, as float32 (integer outputs stay integers)."""
+        """Canonical model inputs -> every output by name, as float32 (integer outputs stay integers).
+        NaN or infinite inputs are an InputError (their outputs would be meaningless)."""
+        for name, value in inputs.items():
+            array = np.asarray(value)
+            if array.dtype.kind in "fc" and not np.isfinite(array).all():
+                raise InputError(f"input {name!r} holds NaN or infinite values; give finite numbers")
         return self.runner(inputs)
 
     # -- raw inputs ---------------------------------------------------------------------------------
@@ -90,7 +121,11 @@ class Model:
         if key not in self._tokenizers:
             from edgeproof._tokenizers import tokenizer_from_dict
 
-            self._tokenizers[key] = tokenizer_from_dict(self.preprocessing[key])
+            try:
+                self._tokenizers[key] = tokenizer_from_dict(self.preprocessing.get(key))
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                raise BundleError(f"{self.bundle}: preprocessing field {key!r} is not a valid tokenizer "
+                                  f"({type(err).__name__}: {str(err)[:80]}); rebuild the bundle") from None
         return self._tokenizers[key]
 
     def image_tensor(self, raw: np.ndarray) -> np.ndarray:
@@ -143,6 +178,8 @@ class Model:
         """A seed (int) -> `count` N(0, 1) latent vectors; or the latent vectors themselves."""
         dim = int(self.preprocessing.get("latent_dim", self.manifest["inputs"][0]["shape"][-1]))
         if isinstance(raw, (int, np.integer)) and not isinstance(raw, bool):
+            if not 0 <= int(raw) < MAX_SEED:
+                raise InputError(f"the seed must be an integer from 0 to 2**64 - 1, got {_short(raw)}")
             return np.random.default_rng(int(raw)).standard_normal((count, dim)).astype(np.float32)
         z = np.asarray(raw, dtype=np.float32)
         if z.ndim == 1:

@@ -8,8 +8,9 @@ import numpy as np
 
 from edgeproof.errors import EdgeproofError
 
+from ._flatbuffer import FlatbufferError, validate_tflite
 from ._interpreter import load_interpreter
-from ._signature import TensorBinding, bind, from_artifact, to_artifact
+from ._signature import InputError, TensorBinding, bind, from_artifact, to_artifact
 
 
 class ModelFileError(EdgeproofError, ValueError):
@@ -29,6 +30,13 @@ class TFLiteRunner:
         path = Path(path)
         if not path.is_file():
             raise ModelFileError(f"{path}: no such model file")
+        try:  # before any interpreter sees it: tflite-runtime 2.14 segfaults on a truncated flatbuffer
+            self.summary = validate_tflite(path)
+        except FlatbufferError as err:
+            raise ModelFileError(f"{path} is not a valid TFLite model ({err}); convert it again "
+                                 f"(edgeproof convert) or restore the original file") from None
+        except OSError as err:
+            raise ModelFileError(f"{path}: cannot read the model file ({err.strerror or err})") from None
         try:
             self.interpreter_name, self._interp = load_interpreter(str(path), interpreter, num_threads)
             self._runner = self._interp.get_signature_runner()
@@ -46,6 +54,8 @@ class TFLiteRunner:
         self.static_batch = batches.pop() if len(batches) == 1 else None
 
     def _run(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.summary.variables:  # e.g. a fused LSTM's h/c state tensors: every call starts from zero state,
+            self._interp.reset_all_variables()  # as the (stateless) source model does; else examples leak into each other
         raw = self._runner(**feed)
         return {b.canonical: from_artifact(b, raw[b.name]) for b in self.outputs}
 
@@ -55,7 +65,13 @@ class TFLiteRunner:
             raise ValueError(f"missing inputs {missing}; the model takes "
                              f"{', '.join(b.describe() for b in self.inputs)}")
         feed = {b.name: to_artifact(b, inputs[b.canonical]) for b in self.inputs}
-        n = len(next(iter(feed.values())))
+        batches = {b.canonical: len(feed[b.name]) for b in self.inputs}
+        n = next(iter(batches.values()))
+        if len(set(batches.values())) > 1:
+            raise InputError(f"the inputs have different batch sizes {batches}; give every input the same number "
+                             f"of examples")
+        if n == 0:
+            raise InputError(f"the batch is empty (0 examples in {', '.join(batches)}); give at least one example")
         if self.static_batch is None or n == self.static_batch:
             return self._run(feed)
         if n % self.static_batch:

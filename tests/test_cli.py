@@ -6,7 +6,8 @@ import pytest
 
 from edgeproof import cli
 
-SUBCOMMANDS = ["train", "convert", "verify", "deploy", "pipeline", "run", "bench", "serve"]
+SUBCOMMANDS = ["train", "convert", "verify", "repair", "deploy", "keygen", "pipeline", "run", "bench", "serve",
+               "doctor", "selftest", "verify-bundle"]
 
 
 def edgeproof_cmd(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:

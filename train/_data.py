@@ -258,12 +258,28 @@ def load_mnist(data_dir: Optional[PathLike] = None, allow_download: bool = True,
 
 
 def _read_imdb_npz(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=True) as f:
-        absent = {"x_train", "y_train", "x_test", "y_test"} - set(f.files)
-        if absent:
-            raise DatasetCorruptError(f"{path} lacks {sorted(absent)}: not a Keras imdb.npz; "
-                                      f"replace it with the Keras file")
-        return {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    """Keras' imdb.npz without unpickling: x_train/x_test are object arrays of int lists, stored as a
+    pickle, which is parsed by hand (train/_object_npy.py); y_train/y_test load with allow_pickle=False."""
+    import zipfile
+
+    from ._object_npy import ObjectArrayError, read_int_lists
+
+    try:
+        with zipfile.ZipFile(path) as zf, np.load(path, allow_pickle=False) as f:
+            absent = {"x_train", "y_train", "x_test", "y_test"} - set(f.files)
+            if absent:
+                raise DatasetCorruptError(f"{path} lacks {sorted(absent)}: not a Keras imdb.npz; "
+                                          f"replace it with the Keras file")
+            out = {k: f[k] for k in ("y_train", "y_test")}
+            for k in ("x_train", "x_test"):
+                info = zf.getinfo(f"{k}.npy")
+                with zf.open(info) as member:
+                    out[k] = read_int_lists(member, info.file_size, f"{path}[{k}]")
+    except (ObjectArrayError, ValueError, zipfile.BadZipFile, KeyError) as err:
+        if isinstance(err, DatasetCorruptError):
+            raise
+        raise DatasetCorruptError(f"{path} is not a valid Keras imdb.npz ({err}); replace it with the Keras file") from None
+    return {k: out[k] for k in ("x_train", "y_train", "x_test", "y_test")}
 
 
 def _keras_shuffle(raw: dict[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:

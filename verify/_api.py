@@ -61,6 +61,7 @@ class ModelVerification:
     verdicts: list[ArtifactVerdict] = field(default_factory=list)
     # For plots: per artifact key, (reference probe outputs, artifact probe outputs), every output raveled.
     probe_outputs: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    baseline: Any = field(default=None, repr=False)  # the source model's own results, reusable (a repair ladder)
 
 
 def _outputs_on(evalset: EvalSet, predict, decode) -> Any:
@@ -181,12 +182,15 @@ def _max_error(reference: np.ndarray, artifact: np.ndarray) -> Optional[float]:
 def verify_source(source: Source, root: Path | str, *, targets: Optional[Iterable[str]] = None,
                   modes: Optional[Iterable[str]] = None, tfjs_backend: str = "wasm", progress: bool = True,
                   num_threads: int = 2, say: Optional[Callable[..., None]] = None,
-                  budgets: Optional[dict] = None, browsers: Sequence[str] = BROWSER_RUNTIMES) -> ModelVerification:
+                  budgets: Optional[dict] = None, browsers: Sequence[str] = BROWSER_RUNTIMES,
+                  cells: Optional[Iterable[str]] = None, baseline: Any = None) -> ModelVerification:
     """Verify the converted artifacts in `root` (conversion.json) against `source`; write parity.json
     (merged over the cells not verified this time). `num_threads`: the TFLite interpreter's threads;
     `say`: where progress lines go (default: print, or nowhere without `progress`); `budgets`: overrides
     {QuantMode: {field: value}} (see edgeproof.verify._budgets.parse_overrides); `browsers`: the browser
-    runtimes the .tflite artifacts are also proven in (rows `tflite/<mode> in <runtime>`; () for none)."""
+    runtimes the .tflite artifacts are also proven in (rows `tflite/<mode> in <runtime>`; () for none);
+    `cells`: only these cells (record keys such as 'tflite/int8-16x8'); `baseline`: an earlier
+    verification's `.baseline` of the same source, not computed again."""
     root = Path(root)
     say = say or (print if progress else (lambda *a, **k: None))
     records = load_records(root)
@@ -194,8 +198,11 @@ def verify_source(source: Source, root: Path | str, *, targets: Optional[Iterabl
         raise NotConvertedError(f"{root} has no conversion.json: run `edgeproof convert --model {source.name} "
                                 f"--framework {source.framework}` first")
     records = select_records(records, targets, modes)
-    base = _baseline(source, say, root, budgets)
-    contract, result = source.contract, ModelVerification(base.reference)
+    if cells is not None:
+        wanted = set(cells)
+        records = [r for r in records if r.key in wanted]
+    base = baseline or _baseline(source, say, root, budgets)
+    contract, result = source.contract, ModelVerification(base.reference, baseline=base)
     step = source.static_batch or 1
     latency_example = {k: v[:step] for k, v in base.probes.items()}
 

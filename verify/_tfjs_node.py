@@ -1,13 +1,15 @@
 """Run TF.js graph models under Node from Python (stdlib + numpy only), for parity verification.
 
 `TfjsNodeRunner` drives one long-lived `node verify/_tfjs_runner.mjs` process over JSON lines:
-load a model.json from disk, predict, greedy-decode a translator, time inference. TF.js comes from
-web_demo/node_modules (`scripts/setup.sh web`); nothing touches the network.
+load a model.json from disk, predict, greedy-decode a translator, time inference. TF.js comes from the
+node_modules folder edgeproof._js.js_modules() finds (the checkout's web_demo/node_modules, else a user cache
+installed by `npm ci` from the shipped lock), passed to the runner as $EDGEPROOF_NODE_MODULES.
 """
 from __future__ import annotations
 
 import base64
 import json
+import os
 import queue
 import shutil
 import subprocess
@@ -18,10 +20,10 @@ from typing import IO, Any, Optional
 
 import numpy as np
 
+from edgeproof._js import JsDepsError, js_modules
 from edgeproof.errors import EdgeproofError
 
 RUNNER = Path(__file__).with_name("_tfjs_runner.mjs")
-WEB_DEMO = Path(__file__).resolve().parents[1] / "web_demo"
 SETUP_HINT = "run `scripts/setup.sh web` to install TF.js into web_demo/node_modules"
 _WIRE = {"float32": np.dtype("<f4"), "int32": np.dtype("<i4"), "bool": np.dtype("u1")}
 _INT32 = np.iinfo(np.int32)
@@ -29,6 +31,95 @@ _INT32 = np.iinfo(np.int32)
 
 class TfjsRuntimeError(EdgeproofError):
     """TF.js under Node failed: the runner reported an error, died, or cannot start."""
+
+
+class TfjsModelError(TfjsRuntimeError, ValueError):
+    """A model.json (or its weight shards) that is refused before Node reads it: a weight path that
+    is absolute, has '..', or resolves outside the model's folder; sizes over the limits or shards
+    that do not hold the bytes the declared weight shapes need."""
+
+
+# model.json holds the graph topology: ~30 KiB for the CNN, ~1 MiB for the translator. Weights: the
+# largest reference model (translator fp32) has ~40 MB. Both limits are far above, and bounded.
+MAX_MODEL_JSON_BYTES = 64 * 2**20
+MAX_WEIGHT_BYTES = 2 * 2**30
+# Bytes per element of TF.js weight dtypes (tfjs-core io.DTYPE_VALUE_SIZE_MAP) and of the
+# quantization dtypes the converter writes (float16, uint8, uint16). Strings are variable-size.
+_WEIGHT_BYTES = {"float32": 4, "int32": 4, "bool": 1, "complex64": 8, "float16": 2, "uint8": 1, "uint16": 2}
+
+
+def _weight_path(model_json: Path, folder: Path, entry: Any) -> Path:
+    """A weightsManifest path as a file inside the model's folder (symlinks resolved), or refused."""
+    if not isinstance(entry, str) or not entry or "\0" in entry or "\\" in entry or "://" in entry:
+        raise TfjsModelError(f"{model_json}: weight path {entry!r:.100} is not a plain relative file name; refusing it")
+    parts = entry.split("/")
+    if entry.startswith("/") or ".." in parts:
+        raise TfjsModelError(f"{model_json}: weight path {entry!r:.100} points outside the model folder "
+                             f"(absolute or '..'); refusing to read it")
+    path = (folder / entry).resolve()
+    if folder not in path.parents:
+        raise TfjsModelError(f"{model_json}: weight path {entry!r:.100} resolves to {path}, outside the model folder "
+                             f"{folder} (a symlink?); refusing to read it")
+    if not path.is_file():
+        raise TfjsModelError(f"{model_json}: weight shard {entry!r:.100} is missing")
+    return path
+
+
+def _declared_bytes(model_json: Path, weights: Any) -> Optional[int]:
+    """Bytes the weight specs of one group need; None if a string weight makes it variable."""
+    if not isinstance(weights, list):
+        raise TfjsModelError(f"{model_json}: weightsManifest 'weights' must be a list")
+    total = 0
+    for w in weights:
+        shape = w.get("shape") if isinstance(w, dict) else None
+        if not (isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31
+                                                for d in shape)):
+            raise TfjsModelError(f"{model_json}: weight {w!r:.100} has no valid shape")
+        quant = w.get("quantization")
+        dtype = quant.get("dtype") if isinstance(quant, dict) else w.get("dtype")
+        if dtype == "string":
+            return None
+        if not isinstance(dtype, str) or dtype not in _WEIGHT_BYTES:
+            raise TfjsModelError(f"{model_json}: weight {w.get('name')!r:.80} has unknown dtype {dtype!r:.30}")
+        count = 1
+        for d in shape:
+            count *= d
+        total += count * _WEIGHT_BYTES[dtype]
+        if total > MAX_WEIGHT_BYTES:
+            raise TfjsModelError(f"{model_json}: its weights declare over {MAX_WEIGHT_BYTES / 2**30:.0f} GiB")
+    return total
+
+
+def check_model_json(model_json: Path) -> dict[str, Any]:
+    """Read a TF.js model.json as hostile input before Node sees it: bounded size and nesting, weight
+    paths confined to its folder (symlinks resolved), shard sizes equal to what the declared weight
+    shapes need. Returns the parsed model.json; TfjsModelError names the problem."""
+    from edgeproof.runtime._json import read_json
+
+    model_json = Path(model_json)
+    if not model_json.is_file():
+        raise TfjsModelError(f"{model_json}: no such model.json")
+    data = read_json(model_json, TfjsModelError, max_bytes=MAX_MODEL_JSON_BYTES)
+    if not isinstance(data, dict) or not isinstance(data.get("modelTopology"), dict):
+        raise TfjsModelError(f"{model_json} has no modelTopology object: not a TF.js model")
+    groups = data.get("weightsManifest", [])
+    if not isinstance(groups, list):
+        raise TfjsModelError(f"{model_json}: weightsManifest must be a list")
+    folder = model_json.parent.resolve()
+    total = 0
+    for group in groups:
+        if not isinstance(group, dict) or not isinstance(group.get("paths"), list):
+            raise TfjsModelError(f"{model_json}: each weightsManifest entry needs 'paths' and 'weights'")
+        shards = [_weight_path(model_json, folder, p) for p in group["paths"]]
+        have = sum(p.stat().st_size for p in shards)
+        total += have
+        if total > MAX_WEIGHT_BYTES:
+            raise TfjsModelError(f"{model_json}: weight shards over {MAX_WEIGHT_BYTES / 2**30:.0f} GiB")
+        need = _declared_bytes(model_json, group.get("weights"))
+        if need is not None and need != have:
+            raise TfjsModelError(f"{model_json}: shards {[p.name for p in shards]} hold {have} bytes but the declared "
+                                 f"weight shapes need {need}; the model is damaged, convert it again")
+    return data
 
 
 def encode_array(name: str, array: np.ndarray) -> dict[str, Any]:
@@ -57,14 +148,19 @@ def decode_array(wire: dict[str, Any]) -> np.ndarray:
     return a.astype(np.bool_ if wire["dtype"] == "bool" else wire["dtype"])  # a native, writable copy
 
 
-def _check_installed(node: str) -> str:
-    """The node executable's path; raise naming the fix if node or TF.js is missing."""
+def _check_installed(node: str) -> tuple[str, Path]:
+    """The node executable's path and the node_modules folder with TF.js; raise naming the fix if node or
+    TF.js is missing (TF.js is installed into the user cache on first use: edgeproof._js)."""
     exe = shutil.which(node)
     if exe is None:
         raise TfjsRuntimeError(f"node executable {node!r} not found on PATH: install Node.js 20+, then {SETUP_HINT}")
-    if not (WEB_DEMO / "node_modules" / "@tensorflow" / "tfjs" / "package.json").is_file():
-        raise TfjsRuntimeError(f"TF.js is not installed in {WEB_DEMO / 'node_modules'}: {SETUP_HINT}")
-    return exe
+    try:
+        modules = js_modules()
+    except JsDepsError as err:
+        raise TfjsRuntimeError(str(err)) from None
+    if not (modules / "@tensorflow" / "tfjs" / "package.json").is_file():
+        raise TfjsRuntimeError(f"TF.js is not installed in {modules}: {SETUP_HINT}")
+    return exe, modules
 
 
 def _pump_lines(stream: IO[bytes], lines: "queue.Queue[Optional[bytes]]") -> None:
@@ -86,10 +182,10 @@ class TfjsNodeRunner:
     def __init__(self, backend: str = "wasm", node: str = "node", *,
                  fallback: Optional[str] = None, timeout_s: float = 600.0):
         self.backend, self.fallback, self.timeout_s = backend, fallback, timeout_s
-        exe = _check_installed(node)
+        exe, modules = _check_installed(node)
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen([exe, str(RUNNER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=self._stderr)
+                                      stderr=self._stderr, env={**os.environ, "EDGEPROOF_NODE_MODULES": str(modules)})
         self._lines: queue.Queue[Optional[bytes]] = queue.Queue()
         self._reader = threading.Thread(target=_pump_lines, args=(self._proc.stdout, self._lines), daemon=True)
         self._reader.start()
@@ -152,7 +248,9 @@ class TfjsNodeRunner:
         return {k: v for k, v in reply.items() if k not in ("id", "ok")}
 
     def load(self, model_json: Path) -> dict[str, Any]:
-        """Load a graph model.json (replacing any loaded model). Returns backend, load_ms, inputs, outputs."""
+        """Load a graph model.json (replacing any loaded model). Returns backend, load_ms, inputs, outputs.
+        The model.json is checked first (check_model_json): Node never sees a hostile one."""
+        check_model_json(Path(model_json))
         return self._request("load", model=str(Path(model_json).resolve()), backend=self.backend,
                              fallback=self.fallback)
 

@@ -4,7 +4,7 @@
 // Tensors travel as {"dtype": "float32"|"int32"|"bool", "shape": [...], "data": base64 of raw
 // little-endian bytes}. Models load from the local file system; nothing is fetched.
 import { createRequire } from 'node:module';
-import { readFile } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import { greedyDecode } from '../web_demo/src/greedy.js';
@@ -19,20 +19,30 @@ const BACKENDS = ['cpu', 'wasm'];
 const ARRAYS = { float32: Float32Array, int32: Int32Array, bool: Uint8Array };
 const TF_DTYPES = { DT_FLOAT: 'float32', DT_INT32: 'int32', DT_INT64: 'int32', DT_BOOL: 'bool', DT_STRING: 'string' };
 
-const webRequire = createRequire(new URL('../web_demo/package.json', import.meta.url));
+// Hostile-input bounds (verify/_tfjs_node.py checks the same before Node sees a model): model.json
+// size, total weight bytes; bytes per element of weight dtypes and quantization dtypes.
+const MAX_MODEL_JSON_BYTES = 64 * 2 ** 20;
+const MAX_WEIGHT_BYTES = 2 * 2 ** 30;
+const WEIGHT_BYTES = { float32: 4, int32: 4, bool: 1, complex64: 8, float16: 2, uint8: 1, uint16: 2 };
+
+// npm packages resolve from the node_modules folder edgeproof found (edgeproof/_js.py; the Python client sets
+// EDGEPROOF_NODE_MODULES), else from web_demo/node_modules beside this file (a checkout).
+const NODE_MODULES = process.env.EDGEPROOF_NODE_MODULES;
+const webRequire = createRequire(NODE_MODULES ? path.join(path.dirname(NODE_MODULES), 'package.json')
+  : new URL('../web_demo/package.json', import.meta.url));
 const state = { tf: null, model: null, modelPath: null, useAsync: null, inputs: [], outputs: [] };
 
 function log(...args) {
   process.stderr.write(`[tfjs-runner] ${args.join(' ')}\n`);
 }
 
-/** The TF.js namespace, loaded on first use from web_demo/node_modules. */
+/** The TF.js namespace, loaded on first use from node_modules. */
 function tfjs() {
   if (state.tf === null) {
     try {
       state.tf = webRequire('@tensorflow/tfjs');
     } catch (e) {
-      throw new Error(`cannot load @tensorflow/tfjs from web_demo/node_modules (${e.message.split('\n')[0]}): ${SETUP_HINT}`);
+      throw new Error(`cannot load @tensorflow/tfjs from ${NODE_MODULES ?? 'web_demo/node_modules'} (${e.message.split('\n')[0]}): ${SETUP_HINT}`);
     }
   }
   return state.tf;
@@ -83,12 +93,53 @@ async function useBackend(backend, fallback) {
   return { fallback_reason: `${backend} failed: ${why}` };
 }
 
-/** A tf.io.IOHandler reading model.json and its weight shards from disk (no fetch). */
+/** A weightsManifest path as a file inside the model folder `realDir` (symlinks resolved), or an error. */
+async function confinedShard(modelJson, realDir, p) {
+  if (typeof p !== 'string' || p === '' || p.includes('\0') || p.includes('\\') || p.includes('://')) {
+    throw new Error(`model.json ${modelJson}: weight path ${JSON.stringify(p)} is not a plain relative file name; refusing it`);
+  }
+  if (path.isAbsolute(p) || p.split('/').includes('..')) {
+    throw new Error(`model.json ${modelJson}: weight path ${JSON.stringify(p)} points outside the model folder (absolute or '..'); refusing to read it`);
+  }
+  let real;
+  try {
+    real = await realpath(path.join(realDir, p));
+  } catch (e) {
+    throw new Error(`model.json ${modelJson}: weight shard ${JSON.stringify(p)} is missing (${e.code ?? e.message})`);
+  }
+  if (!real.startsWith(realDir + path.sep)) {
+    throw new Error(`model.json ${modelJson}: weight path ${JSON.stringify(p)} resolves to ${real}, outside the model folder ${realDir}; refusing to read it`);
+  }
+  return real;
+}
+
+/** Bytes the weight specs of one group need; null when a string weight makes it variable. */
+function declaredBytes(modelJson, weights) {
+  if (!Array.isArray(weights)) throw new Error(`model.json ${modelJson}: weightsManifest "weights" must be a list`);
+  let total = 0;
+  for (const w of weights) {
+    const shape = w?.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0 && d < 2 ** 31)) {
+      throw new Error(`model.json ${modelJson}: weight ${JSON.stringify(w?.name)} has no valid shape`);
+    }
+    const dtype = w.quantization?.dtype ?? w.dtype;
+    if (dtype === 'string') return null;
+    if (typeof dtype !== 'string' || !Object.hasOwn(WEIGHT_BYTES, dtype)) throw new Error(`model.json ${modelJson}: weight ${JSON.stringify(w.name)} has unknown dtype ${JSON.stringify(dtype)}`);
+    total += shape.reduce((a, b) => a * b, 1) * WEIGHT_BYTES[dtype];
+    if (total > MAX_WEIGHT_BYTES) throw new Error(`model.json ${modelJson}: its weights declare over ${MAX_WEIGHT_BYTES} bytes`);
+  }
+  return total;
+}
+
+/** A tf.io.IOHandler reading model.json and its weight shards from disk (no fetch), confined to the
+ * model's folder and bounded in size. */
 function fileHandler(modelJson) {
   return {
     async load() {
       let text;
       try {
+        const info = await stat(modelJson);
+        if (info.size > MAX_MODEL_JSON_BYTES) throw new Error(`${info.size} bytes, over the ${MAX_MODEL_JSON_BYTES} byte limit`);
         text = await readFile(modelJson, 'utf8');
       } catch (e) {
         throw new Error(`cannot read model.json ${modelJson}: ${e.message}`);
@@ -105,17 +156,26 @@ function fileHandler(modelJson) {
       if (json.format != null && json.format !== 'graph-model') {
         throw new Error(`model.json ${modelJson} has format ${JSON.stringify(json.format)}; this runner loads graph models`);
       }
-      const dir = path.dirname(modelJson);
+      const realDir = await realpath(path.dirname(modelJson));
       const weightSpecs = [];
       const shards = [];
+      let total = 0;
       for (const group of json.weightsManifest ?? []) {
+        if (!Array.isArray(group?.paths)) throw new Error(`model.json ${modelJson}: each weightsManifest entry needs "paths"`);
+        const need = declaredBytes(modelJson, group.weights);
         weightSpecs.push(...group.weights);
+        let have = 0;
         for (const p of group.paths) {
-          try {
-            shards.push(await readFile(path.join(dir, p)));
-          } catch (e) {
-            throw new Error(`cannot read weight shard of ${modelJson}: ${e.message}`);
-          }
+          const file = await confinedShard(modelJson, realDir, p);
+          const info = await stat(file);
+          total += info.size;
+          if (total > MAX_WEIGHT_BYTES) throw new Error(`model.json ${modelJson}: weight shards over ${MAX_WEIGHT_BYTES} bytes`);
+          const data = await readFile(file);
+          have += data.length;
+          shards.push(data);
+        }
+        if (need !== null && need !== have) {
+          throw new Error(`model.json ${modelJson}: shards ${JSON.stringify(group.paths)} hold ${have} bytes but the declared weight shapes need ${need}`);
         }
       }
       const all = Buffer.concat(shards);

@@ -1,0 +1,109 @@
+"""Quantization recipes beyond the plain precisions, for repairing an 8-bit artifact that failed its budgets
+(verify/_repair.py runs the ladder; each recipe here is one conversion), and per-layer attribution of a
+full-int8 model's error.
+
+TFLite full-int8 recipes (each keeps integer activations, which NPUs and Edge TPUs need):
+- `calibration`: calibrated on more examples (`samples`) drawn from the whole calibration set;
+- `16x8`: int16 activations with int8 weights (TFLite's EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8);
+- `mixed`: full int8 except `float_layers` (TFLite tensor names), which stay in float (quantize/dequantize
+  around them), found greedily from the attribution.
+TF.js uint8 recipe:
+- `mixed`: every weight uint8 except `float_weights` (node names), which keep 16-bit (float16) weights.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import numpy as np
+
+from edgeproof._frameworks import import_tensorflow
+
+ATTRIBUTION_SAMPLES = 64  # debug examples for per-layer statistics: enough for stable RMSE/scale ranks
+
+
+def _dataset(calibration: dict[str, np.ndarray], count: int, seed: int = 0):
+    from ._tflite import representative_batches
+
+    return lambda: representative_batches(calibration, count, seed)
+
+
+def _int8_converter(saved_model: Path, calibration: dict, samples: int, float_fallback: bool = False):
+    from ._tflite import _check_calibration
+
+    tf = import_tensorflow()
+    _check_calibration(saved_model, calibration)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _dataset(calibration, samples)
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] + ([tf.lite.OpsSet.TFLITE_BUILTINS] if float_fallback else [])
+    converter.target_spec.supported_ops = ops
+    return converter
+
+
+def convert_with_recipe(saved_model: Path, recipe: dict[str, Any], calibration: Optional[dict]) -> bytes:
+    """A .tflite full-int8 model made by `recipe` (see the module docstring)."""
+    tf = import_tensorflow()
+    if calibration is None:
+        raise ValueError("a full-integer recipe needs calibration data")
+    kind = recipe["kind"]
+    if kind == "calibration":
+        return _int8_converter(saved_model, calibration, int(recipe["samples"])).convert()
+    if kind == "16x8":
+        converter = _int8_converter(saved_model, calibration, int(recipe.get("samples", 256)))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        return converter.convert()
+    if kind == "mixed":
+        converter = _int8_converter(saved_model, calibration, int(recipe.get("samples", 256)), float_fallback=True)
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(recipe["float_layers"]))
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=_debug_dataset(calibration), debug_options=options)
+        return debugger.get_nondebug_quantized_model()
+    raise ValueError(f"unknown TFLite recipe {kind!r}")
+
+
+def _debug_dataset(calibration: dict[str, np.ndarray], count: int = ATTRIBUTION_SAMPLES):
+    names = sorted(calibration)
+
+    def batches() -> Iterator[list[np.ndarray]]:  # the debugger wants inputs in signature order, as a list
+        for example in _dataset(calibration, count, seed=1)():
+            yield [example[k] for k in names]
+
+    return batches
+
+
+def layer_attribution(saved_model: Path, calibration: dict, samples: int = 256) -> list[dict[str, Any]]:
+    """Per-layer quantization error of the full-int8 model (TFLite's QuantizationDebugger on the calibration
+    data): every quantized tensor with its RMSE in units of its quantization scale (`rmse_per_scale`: ~0.3 is
+    rounding noise; above 1 the layer loses information), sorted worst first."""
+    import csv
+    import io
+
+    tf = import_tensorflow()
+    converter = _int8_converter(saved_model, calibration, samples)
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=_debug_dataset(calibration))
+    debugger.run()
+    buffer = io.StringIO()
+    debugger.layer_statistics_dump(buffer)
+    rows = []
+    for row in csv.DictReader(io.StringIO(buffer.getvalue())):
+        mse, scale = float(row.get("mean_squared_error") or 0.0), float(row.get("scale") or 0.0)
+        rows.append({"tensor": row["tensor_name"], "op": row["op_name"],
+                     "rmse_per_scale": float(np.sqrt(mse) / scale) if scale > 0 else 0.0,
+                     "max_abs_error": float(row.get("max_abs_error") or 0.0), "scale": scale,
+                     "elements": int(float(row.get("num_elements") or 0))})
+    rows.sort(key=lambda r: -r["rmse_per_scale"])
+    return rows
+
+
+def tfjs_mixed_map(recipe: dict[str, Any], all_nodes: list[str]) -> dict[str, list[str]]:
+    """TF.js quantization_dtype_map: uint8 for every weight node except the recipe's, which get float16."""
+    kept = set(recipe["float_weights"])
+    return {"uint8": [n for n in all_nodes if n not in kept], "float16": sorted(kept)}
+
+
+def write_json(path: Path, payload: Any) -> None:
+    from edgeproof._atomic import write_bytes_atomic
+
+    write_bytes_atomic(path, json.dumps(payload, indent=1).encode())

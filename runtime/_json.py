@@ -1,0 +1,59 @@
+"""JSON files of a bundle read as hostile input: bounded size, bounded nesting, strict numbers."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+# Bundle JSON files: the manifest is a few KiB; preprocessing.json holds vocabularies (the
+# translator's two 8000-word vocabularies are ~200 KiB). 64 MiB is far above both.
+MAX_JSON_BYTES = 64 * 2**20
+# Nesting: the deepest real structure is ~5 levels (manifest -> verdict -> failures -> entry).
+MAX_DEPTH = 64
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number (strict JSON only)")
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of parsed JSON, iteratively (no recursion), stopping past `limit`."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def read_json(path: Path, error: Callable[[str], Exception], max_bytes: int = MAX_JSON_BYTES,
+              max_depth: int = MAX_DEPTH) -> Any:
+    """Parse `path` as strict JSON; every failure is `error(message)` naming the file and the fix.
+
+    Python's json raises RecursionError on deeply nested input (100 000 '[' ): caught here, and
+    anything nested deeper than `max_depth` is refused too.
+    """
+    try:
+        size = path.stat().st_size
+        raw = path.read_bytes() if size <= max_bytes else b""
+    except OSError as err:
+        raise error(f"{path}: cannot read it ({err.strerror or err})") from None
+    if size > max_bytes:
+        raise error(f"{path} is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB limit for a "
+                    f"bundle's JSON files; the bundle is damaged, deploy it again")
+    try:
+        text = raw.decode("utf-8")
+        data = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise error(f"{path} is nested too deeply to be a bundle file; the bundle is damaged, deploy it again") from None
+    except UnicodeDecodeError as err:
+        raise error(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); the bundle is damaged, "
+                    f"deploy it again") from None
+    except ValueError as err:  # JSONDecodeError, NaN/Infinity
+        raise error(f"{path} is not valid JSON ({err}); the bundle is damaged, deploy it again") from None
+    if _depth(data, max_depth) > max_depth:
+        raise error(f"{path} is nested more than {max_depth} levels deep; the bundle is damaged, deploy it again")
+    return data

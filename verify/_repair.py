@@ -1,0 +1,121 @@
+"""The repair ladder: an 8-bit artifact that did not pass gets candidates, each converted and proven by the same
+gate (probes and the task metric on the evaluation set, in its own runtime); the ladder stops at the first
+passing one, which is its own cell (e.g. `tflite/int8-16x8`) with its recipe in conversion.json, parity.json and
+the bundle manifest, while the original cell stays visible as failed. An artifact that passes is left alone
+(its attribution is still recorded).
+
+TFLite full int8: more calibration (4x the examples), then int16 activations with int8 weights (16x8), then
+mixed precision keeping the worst layers in float (1, 2, 4, 8 of them, worst first by the attribution).
+TF.js uint8: the worst weight tensors kept at 16 bits (float16): 1, 2, 4, 8 of them.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+from edgeproof._atomic import write_bytes_atomic
+from edgeproof.convert import Source, load_records
+from edgeproof.convert._api import convert_variants, int8_attribution
+
+from . import _attribution
+from ._api import load_verdicts, verify_source
+from ._verdict import ArtifactVerdict, Status
+
+REPAIR_JSON = "repair.json"
+CALIBRATION_FACTOR = 4
+FLOAT_COUNTS = (1, 2, 4, 8)
+
+
+@dataclass
+class RepairOutcome:
+    cell: str  # e.g. "tflite/int8"
+    status: str  # "left alone: passes" | "repaired" | "not repaired" | "not attempted: ..."
+    chosen: Optional[str] = None  # the passing variant's cell
+    tried: list[dict[str, Any]] = field(default_factory=list)  # {"cell", "recipe", "verdict"}
+    attribution: Optional[str] = None  # path of the attribution JSON
+    speed: Optional[dict[str, Any]] = None  # the chosen artifact against fp32 and dynamic, one run
+
+
+def _tflite_ladder(layers: list[dict]) -> Iterator[tuple[str, dict, dict]]:
+    """(variant name, recipe, worker options) in the order tried."""
+    calibration = {"kind": "calibration", "samples": 256 * CALIBRATION_FACTOR}
+    yield "calib", calibration, {"recipe": calibration}
+    yield "16x8", {"kind": "16x8"}, {"recipe": {"kind": "16x8"}}
+    worst = [r["tensor"] for r in layers]
+    for k in FLOAT_COUNTS:
+        if k <= len(worst):
+            recipe = {"kind": "mixed", "float_layers": worst[:k],
+                      "float_layers_source": [r.get("source") for r in layers[:k]]}
+            yield f"mixed{k}", recipe, {"recipe": recipe}
+
+
+def _tfjs_ladder(weights: list[dict]) -> Iterator[tuple[str, dict, dict]]:
+    worst = [r["tensor"] for r in weights]
+    for k in FLOAT_COUNTS:
+        if k <= len(worst):
+            recipe = {"kind": "mixed", "float_weights": worst[:k]}
+            yield f"mixed{k}", recipe, {"dtype_map": {"float16": worst[:k], "uint8": True}}
+
+
+def _attribute(source: Source, root: Path, verdict: ArtifactVerdict, natives: dict) -> dict[str, Any]:
+    fp32 = natives.get(f"{verdict.target}/fp32")
+    payload: dict[str, Any] = {"cell": verdict.cell, "split": _attribution.split(
+        fp32.probe.get("max_abs_error") if fp32 else None, verdict.probe.get("max_abs_error"))}
+    if verdict.target == "tflite":
+        payload["layers"] = _attribution.tflite_layers(root, int8_attribution(source, root))
+    else:
+        payload["weights"] = _attribution.tfjs_weights(root / "tfjs" / "fp32" / "model.json", root / verdict.path)
+    _attribution.save(root, verdict.cell, payload)
+    return payload
+
+
+def _climb(source: Source, root: Path, verdict: ArtifactVerdict, ladder, state: dict, say) -> RepairOutcome:
+    outcome = RepairOutcome(verdict.cell, "not repaired")
+    for name, recipe, options in ladder:
+        (record,) = convert_variants(source, root, [(verdict.target, verdict.mode,
+                                                     {"variant": name, "recipe": recipe, "options": options})],
+                                     progress=False)
+        if record.status != "ok":
+            outcome.tried.append({"cell": record.key, "recipe": recipe, "verdict": f"unsupported: {record.reason}"})
+            say(f"   repair {verdict.key} -> {record.key}: unsupported: {record.reason}", flush=True)
+            continue
+        result = verify_source(source, root, cells=[record.key], browsers=(), baseline=state.get("baseline"),
+                               say=say)
+        state["baseline"] = result.baseline
+        (candidate,) = result.verdicts
+        outcome.tried.append({"cell": record.key, "recipe": recipe, "verdict": candidate.summary()})
+        if candidate.status is Status.PASS:
+            outcome.status, outcome.chosen = "repaired", record.key
+            break
+    return outcome
+
+
+def repair_model(source: Source, root: Path, say: Callable[..., None] = print) -> list[RepairOutcome]:
+    """Attribution for every 8-bit artifact of the model in `root`, and the ladder for those that did not pass;
+    writes root/repair.json and returns the outcomes."""
+    root = Path(root)
+    natives = {v.cell: v for v in load_verdicts(root)[1] if not v.browser and not v.variant}
+    converted = {r.key for r in load_records(root) if r.status == "ok" and not r.variant}
+    outcomes, state = [], {}
+    for cell, ladder_of in (("tflite/int8", _tflite_ladder), ("tfjs/uint8", _tfjs_ladder)):
+        verdict = natives.get(cell)
+        if verdict is None or cell not in converted or verdict.status is Status.UNSUPPORTED:
+            continue
+        try:
+            payload = _attribute(source, root, verdict, natives)
+        except (RuntimeError, ValueError, OSError, KeyError) as err:
+            outcomes.append(RepairOutcome(cell, f"not attempted: attribution failed ({str(err)[:200]})"))
+            continue
+        attribution = str(Path(_attribution.ATTRIBUTION_DIR) / (cell.replace("/", "-") + ".json"))
+        if verdict.status is Status.PASS:
+            outcomes.append(RepairOutcome(cell, "left alone: passes", attribution=attribution))
+            continue
+        say(f"[{source.name}/{source.framework}] repairing {cell} ({verdict.summary()})", flush=True)
+        ladder = ladder_of(payload.get("layers") or payload.get("weights") or [])
+        outcome = _climb(source, root, verdict, ladder, state, say)
+        outcome.attribution = attribution
+        outcomes.append(outcome)
+    write_bytes_atomic(root / REPAIR_JSON, json.dumps([asdict(o) for o in outcomes], indent=1).encode())
+    return outcomes
