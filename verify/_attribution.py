@@ -30,6 +30,12 @@ def source_name(tensor: str, onnx_names: dict[str, str]) -> str:
     return parts[1] if len(parts) > 2 else (parts[-2] if len(parts) > 1 else first)
 
 
+def weight_name(tensor: str) -> str:
+    """A TF.js weight node's layer (`StatefulPartitionedCall/mnist_cnn/conv2d_2/Conv2D/ReadVariableOp` -> conv2d_2)."""
+    parts = [p for p in tensor.split("/") if p and not p.startswith("StatefulPartitionedCall")]
+    return parts[1] if len(parts) > 2 else (parts[0] if parts else tensor)
+
+
 def tflite_layers(root: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """QuantizationDebugger rows with the source's names added."""
     names_file = Path(root) / ONNX_NAMES_JSON

@@ -2,6 +2,7 @@
 from, its tensors, how it reached TensorFlow, the verdict table; plus the outputs / errors plots."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from edgeproof._atomic import write_bytes_atomic
@@ -10,7 +11,9 @@ from edgeproof.convert import Source
 from edgeproof.convert._records import read_about
 
 from ._api import ModelVerification, load_verdicts
-from ._plots import error_distribution, outputs_scatter
+from . import _attribution
+from ._attribution import TOP
+from ._plots import attribution_bars, error_distribution, outputs_scatter
 from ._report import markdown
 
 REPORT_MD = "report.md"
@@ -32,6 +35,34 @@ def _header(source: Source, verification: ModelVerification) -> list[str]:
     return lines
 
 
+def _attribution_section(root: Path, source: Source) -> list[str]:
+    """The top offenders of every 8-bit artifact (attribution/*.json written by `edgeproof repair`), with a plot,
+    and what the repair ladder tried."""
+    lines = []
+    for path in sorted((root / _attribution.ATTRIBUTION_DIR).glob("*.json")):
+        data = json.loads(path.read_text())
+        layers, weights = data.get("layers"), data.get("weights")
+        rows = [(r["source"], r["rmse_per_scale"]) for r in layers[:TOP]] if layers else \
+            [(_attribution.weight_name(r["tensor"]), r["rms_per_spread"]) for r in (weights or [])[:TOP]]
+        measure = "RMSE / quantization scale" if layers else "weight RMS error / weight spread"
+        split = data.get("split", {})
+        lines += [f"## Where {data['cell']} loses accuracy", "",
+                  f"Max error on the probes already in the fp32 conversion: {split.get('fp32_conversion')}; added by "
+                  f"quantization: {split.get('added_by_quantization')}.", "",
+                  f"| layer | {measure} |", "|---|---|"] + [f"| {n} | {v:.3g} |" for n, v in rows] + [""]
+        if rows:
+            png = attribution_bars(f"{source.name} ({source.framework}) {data['cell']}", rows, measure,
+                                   root / "verification" / f"attribution-{path.stem}.png")
+            lines += [f"![attribution]({png.relative_to(root).as_posix()})", ""]
+    repair = root / "repair.json"
+    if repair.is_file():
+        for outcome in json.loads(repair.read_text()):
+            tried = "; ".join(f"{t['cell']}: {t['verdict']}" for t in outcome["tried"]) or "nothing"
+            lines += [f"Repair of {outcome['cell']}: {outcome['status']}" + (f" -> {outcome['chosen']}" if
+                      outcome["chosen"] else "") + f" (tried: {tried}).", ""]
+    return lines
+
+
 def write_model_report(root: Path, source: Source, verification: ModelVerification) -> Path:
     """Every verdict in parity.json (not only this run's) in root/report.md; plots under root/verification/."""
     root = Path(root)
@@ -45,6 +76,7 @@ def write_model_report(root: Path, source: Source, verification: ModelVerificati
         lines.append(f"- {note}")
     verdicts = load_verdicts(root)[1] or verification.verdicts
     lines += ["", markdown([(vars(verification.reference), verdicts)]).split("\n\nKeras vs PyTorch")[0], ""]
+    lines += _attribution_section(root, source)
     write_bytes_atomic(root / REPORT_MD, "\n".join(lines).encode())
     if verification.probe_outputs:
         folder = root / "verification"

@@ -100,3 +100,19 @@ def metric_vs_size(collected, path: Path) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def attribution_bars(title: str, rows: list[tuple[str, float]], measure: str, path: Path) -> Path:
+    """Horizontal bars of the worst layers (or weight tensors) of an 8-bit artifact, worst at the top."""
+    plt = _pyplot()
+    names, values = [r[0][:48] for r in rows][::-1], [r[1] for r in rows][::-1]
+    fig, ax = plt.subplots(figsize=(7.5, 0.35 * len(rows) + 1.2))
+    ax.barh(range(len(values)), values, color="#c0504d")
+    ax.set_yticks(range(len(values)), names, fontsize=8)
+    ax.set_xlabel(measure)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

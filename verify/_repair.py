@@ -118,4 +118,15 @@ def repair_model(source: Source, root: Path, say: Callable[..., None] = print) -
         outcome.attribution = attribution
         outcomes.append(outcome)
     write_bytes_atomic(root / REPAIR_JSON, json.dumps([asdict(o) for o in outcomes], indent=1).encode())
+    _rewrite_report(source, root)
     return outcomes
+
+
+def _rewrite_report(source: Source, root: Path) -> None:
+    """report.md again, now with the attribution and what the ladder tried."""
+    from ._api import ModelVerification, Reference
+    from ._model_report import write_model_report
+
+    reference, verdicts = load_verdicts(root)
+    if reference is not None:
+        write_model_report(root, source, ModelVerification(Reference(**reference), verdicts))
