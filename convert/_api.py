@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional
 
+from edgeproof import _log
 from edgeproof._quant import QuantMode, Target
 from edgeproof._spec import Framework
 
@@ -43,7 +44,7 @@ def convert_source(source: Source, root: Path, *, targets: Iterable[str] = ("tfl
     """Convert `source` into `root` (its model folder): the SavedModel (and the ONNX file on the way), then
     every requested (target, mode) cell; conversion.json records them all. `onnx_backend`: None or "auto"
     tries onnx2tf, then onnx-tf; a backend's name forces it."""
-    say = print if progress else (lambda *a, **k: None)
+    say = _log.detail if progress else (lambda *a, **k: None)
     contract = source.contract
     configs = requested_configs(contract, targets, modes, representative_samples, int8_io)
     backends = backends_for(onnx_backend)
@@ -99,7 +100,7 @@ def convert_variants(source: Source, root: Path, cells: list[tuple[str, str, dic
     SavedModel in root/ (bound to the contract again for the calibration feed), recorded in conversion.json."""
     from ._records import load_records, read_about
 
-    say = print if progress else (lambda *a, **k: None)
+    say = _log.detail if progress else (lambda *a, **k: None)
     about = read_about(root)
     exported = _exported_again(source, root)
     bound = exported.bound

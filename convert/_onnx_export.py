@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from edgeproof import _log
 from edgeproof._util import one_line, scaled_error
 from edgeproof.errors import UserModelError
 
@@ -72,9 +73,10 @@ def export_torch(module: Any, path: Path, input_names: Sequence[str], output_nam
     notes = []
     try:
         batch = torch.export.Dim("batch", min=1, max=65536)
-        torch.onnx.export(module, args, str(path), dynamo=True, input_names=list(input_names),
-                          output_names=list(output_names), optimize=True, external_data=False,
-                          dynamic_shapes=None if static_batch else tuple({0: batch} for _ in input_names))
+        with _log.tool_output("torch.onnx"):  # torch.onnx narrates every step on stdout
+            torch.onnx.export(module, args, str(path), dynamo=True, input_names=list(input_names),
+                              output_names=list(output_names), optimize=True, external_data=False,
+                              dynamic_shapes=None if static_batch else tuple({0: batch} for _ in input_names))
         exporter = "dynamo"
     except Exception as err:  # reported, never silent
         notes.append(f"dynamo exporter failed ({one_line(err, 300)}); used the legacy TorchScript exporter")

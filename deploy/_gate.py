@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from edgeproof import _log
 from edgeproof._atomic import folder_lock, remove_dir
 from edgeproof._quant import QuantMode, Target
 from edgeproof.convert import ModelFolder, find_models, load_records
@@ -154,7 +155,7 @@ def deploy(target: DeployTarget | str, *, artifacts: Path | str = "artifacts", o
     target = DeployTarget(target)
     if allow_failed is not None and not allow_failed.strip():
         raise ValueError("--allow-failed needs a reason, which is written into the manifest")
-    say = print if progress else (lambda *a, **k: None)
+    say = _log.detail if progress else (lambda *a, **k: None)
     out = Path(out) if out else Path(artifacts) / "deploy" / target.value
     wanted_modes = None if modes is None else {QuantMode(m).value for m in modes}
     if prefer not in ("size", "latency"):

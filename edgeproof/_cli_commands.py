@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import _log
 from ._registry import get_spec
 from ._util import csv_list
 
@@ -96,13 +97,13 @@ def _convert_user(args: argparse.Namespace, kind: str, targets, modes) -> int:
         budgets=budgets)
     counts = {s: sum(v.status is s for v in result.verdicts) for s in Status}
     backend = f"; ONNX -> TensorFlow by {result.onnx_backend}" if result.onnx_backend else ""
-    print(f"{result.name} ({result.source}){backend}: {counts[Status.PASS]} pass, {counts[Status.FAIL]} fail, "
+    _log.info(f"{result.name} ({result.source}){backend}: {counts[Status.PASS]} pass, {counts[Status.FAIL]} fail, "
           f"{counts[Status.UNSUPPORTED]} unsupported; artifacts in {result.root}, report {result.report}")
     for v in result.verdicts:
         if v.status is not Status.PASS:
-            print(f"   {v.key}: {v.summary()}")
+            _log.info(f"   {v.key}: {v.summary()}")
     if counts[Status.PASS]:
-        print(f"deploy: edgeproof deploy --target pi --model {result.name} --artifacts {args.artifacts}")
+        _log.info(f"deploy: edgeproof deploy --target pi --model {result.name} --artifacts {args.artifacts}")
     return 0 if counts[Status.PASS] else 1
 
 
@@ -114,11 +115,24 @@ def _verify(opts, args: argparse.Namespace, targets=None, modes=None) -> list:
 
 
 def verify(args: argparse.Namespace) -> int:
-    """Verify every converted model requested (reference and users' own); exit 1 if any artifact failed."""
+    """Verify every converted model requested (reference and users' own); exit 1 if any artifact did not pass
+    (failed or inconclusive). With --json the verdicts are printed as JSON on stdout."""
     from .verify import Status
 
     verdicts = _verify(_options(args), args, targets=csv_list(args.targets), modes=csv_list(args.modes))
-    return 1 if any(v.status is Status.FAIL for v in verdicts) else 0
+    if getattr(args, "json", False):
+        _print_json({"verdicts": [v.to_dict() for v in verdicts]})
+    return 1 if any(v.status in (Status.FAIL, Status.INCONCLUSIVE) for v in verdicts) else 0
+
+
+def _print_json(payload) -> None:
+    import json
+    import sys
+
+    from .verify._api import _finite, _json_default
+
+    sys.stdout.write(json.dumps(_finite(json.loads(json.dumps(payload, default=_json_default))), indent=2,
+                                allow_nan=False) + "\n")
 
 
 def repair(args: argparse.Namespace) -> int:
@@ -135,12 +149,15 @@ def deploy(args: argparse.Namespace) -> int:
     result = deploy_bundles(args.target, artifacts=args.artifacts, out=args.out, models=args.model,
                             frameworks=args.framework, modes=csv_list(args.modes), allow_failed=args.allow_failed,
                             accept_inconclusive=args.accept_inconclusive, prefer=args.prefer, sign_key=args.sign_key)
-    print(f"deploy --target {result.target.value}: {len(result.bundles)} bundles in {result.out}, "
+    _log.info(f"deploy --target {result.target.value}: {len(result.bundles)} bundles in {result.out}, "
           f"{len(result.refused)} artifacts refused (reasons above and in {result.out / 'index.json'})")
     import json
 
-    for key, choice in json.loads((result.out / "index.json").read_text()).get("preferred", {}).items():
-        print(f"   preferred for {key}: {choice['bundle']} ({choice['why']})")
+    index = json.loads((result.out / "index.json").read_text())
+    for key, choice in index.get("preferred", {}).items():
+        _log.info(f"   preferred for {key}: {choice['bundle']} ({choice['why']})")
+    if getattr(args, "json", False):
+        _print_json({"out": str(result.out), "bundles": [str(b) for b in result.bundles], **index})
     return 0
 
 
@@ -151,7 +168,7 @@ def keygen(args: argparse.Namespace) -> int:
         if Path(path).exists():
             raise ValueError(f"{path} already exists: choose a new file (keys are never overwritten)")
     private, public = generate_key_pair(args.private_key, args.public_key)
-    print(f"private key {private} (keep it secret), public key {public}")
+    _log.info(f"private key {private} (keep it secret), public key {public}")
     return 0
 
 
@@ -161,7 +178,7 @@ def pipeline(args: argparse.Namespace) -> int:
 
     seconds = run_pipeline(_options(args))
     site = f"{args.artifacts}/deploy/web"
-    print(f"pipeline finished in {sum(seconds.values()):.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())})."
+    _log.info(f"pipeline finished in {sum(seconds.values()):.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())})."
           f" Open the demo: edgeproof serve --site {site}", flush=True)
     return 0
 

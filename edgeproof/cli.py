@@ -30,6 +30,14 @@ def _add_model_args(p: argparse.ArgumentParser, multiple: bool = False, required
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifacts", default="artifacts", metavar="DIR",
                    help="output folder: artifacts/<model>/<framework>/... (default: %(default)s)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also show the underlying tools' logs (TensorFlow, Keras, torch.onnx, onnx2tf); every run "
+                        "writes its full log to ARTIFACTS/logs/ either way")
+
+
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true",
+                   help="print the result as JSON on stdout (progress goes to stderr)")
 
 
 def _add_jobs_arg(p: argparse.ArgumentParser) -> None:
@@ -121,6 +129,7 @@ def _verify_command(sub) -> None:
                    help="override a parity budget, e.g. fp32.max_abs_error=1e-3 or *.min_cosine=0.99 (repeatable); "
                         "an overridden max_abs_error is absolute, not scaled with the output")
     _add_jobs_arg(p)
+    _add_json(p)
     _add_common(p)
 
 
@@ -160,6 +169,7 @@ def _deploy_command(sub) -> None:
     p.add_argument("--accept-inconclusive", action="store_true",
                    help="also ship artifacts whose metric drop the test split was too small to decide (written into "
                         "their manifest)")
+    _add_json(p)
     _add_common(p)
 
 
@@ -232,16 +242,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_CODES = {0: "success (every artifact concerned passed)", 1: "some artifact failed (or was inconclusive)",
+              2: "bad input (one line says what and how to fix it)", 3: "stage not available (a piece of the stack "
+              "is not installed: the line names it)"}
+STACK_MODULES = ("tensorflow", "tf_keras", "tensorflowjs", "torch", "onnx", "onnxruntime", "onnx2tf", "playwright",
+                 "ai_edge_litert", "tflite_runtime", "matplotlib", "sacrebleu", "model_signing")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit codes: see EXIT_CODES (docs: the CLI reference)."""
+    from . import _log
     from ._cli_commands import HANDLERS
 
     args = build_parser().parse_args(argv)
     handler = HANDLERS[args.command]
+    as_json = getattr(args, "json", False)
+    _log.setup(getattr(args, "artifacts", None) if hasattr(args, "verbose") else None, args.command,
+               getattr(args, "verbose", False), summary=args.command == "pipeline" or as_json, stderr=as_json)
     try:
         return handler(args)
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in STACK_MODULES:
+            raise
+        print(f"edgeproof {args.command}: stage not available: it needs {err.name}, which is not installed: "
+              f"pip install \"edgeproof[pipeline]\" (or run `edgeproof doctor`)", file=sys.stderr)
+        return 3
     except (EdgeproofError, ValueError) as err:
         print(f"edgeproof {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        _log.close()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
+from . import _log
 from ._atomic import replacing_dir, write_bytes_atomic
 from ._registry import get_spec, training_order
 from ._spec import Framework, ModelContract, ParityBudget
@@ -78,7 +79,7 @@ def convert_user_model(model: Any, *, sample_data: Any, kind: Optional[str] = No
     from .convert._user_contract import write_info
     from .verify import verify_source, write_model_report, write_report
 
-    say = print if progress else (lambda *a, **k: None)
+    say = _log.detail if progress else (lambda *a, **k: None)
     source = open_user_source(model, sample_data=sample_data, kind=kind, name=name, weights=weights, metric=metric,
                               input_shapes=input_shapes, layouts=layouts, custom_objects=custom_objects,
                               budgets=budgets)
@@ -109,7 +110,7 @@ def convert_user_model(model: Any, *, sample_data: Any, kind: Optional[str] = No
     try:
         result.artifacts_report = write_report(artifacts)
     except Exception as err:  # the model's own report is written; the folder-wide one is a convenience
-        say(f"   (the report over {artifacts} was not rewritten: {type(err).__name__}: {err})", flush=True)
+        say(f"   (the report over {artifacts} was not rewritten: {type(err).__name__}: {err})")
     return result
 
 
@@ -137,19 +138,22 @@ def train_stage(opts: PipelineOptions) -> dict:
     from .train import train
 
     rows, skipped = [], {}
-    for name in training_order(opts.models):
+    names = training_order(opts.models)
+    bar = _log.progress_bar(len(names) * len(opts.framework_list), "train")
+    for name in names:
         spec = get_spec(name)
         missing_deps = [d for d in spec.requires if d in skipped]
         if missing_deps:
             skipped[name] = f"needs {', '.join(missing_deps)}, which was skipped"
             continue
         for framework in opts.framework_list:
+            bar.update(1)
             try:
                 result = train(name, framework, opts.profile, device=opts.device, data_dir=opts.data_dir,
                                artifacts=opts.artifacts)
             except DatasetNotFoundError as err:  # neither a local copy nor a download: go on without it
                 skipped[name] = str(err)
-                print(f"   skipping {name}: its dataset {spec.dataset!r} could not be found or downloaded", flush=True)
+                _log.info(f"   skipping {name}: its dataset {spec.dataset!r} could not be found or downloaded")
                 break
             rows.append({k: getattr(result, k) for k in (
                 "model", "framework", "profile", "epochs", "metric", "metric_value", "quality_bar_met",
@@ -157,11 +161,12 @@ def train_stage(opts: PipelineOptions) -> dict:
     out = Path(opts.artifacts)
     out.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(out / "training_summary.json", json.dumps({"trained": rows, "skipped": skipped}, indent=2).encode())
+    bar.close()
     table = training_table(rows)
     write_bytes_atomic(out / "training_summary.md", (table + "\n").encode())
-    print(table)
+    _log.detail(table)
     for name, why in skipped.items():
-        print(f"skipped {name}: {why}")
+        _log.info(f"skipped {name}: {why}")
     return {"trained": rows, "skipped": skipped}
 
 
@@ -184,8 +189,10 @@ def convert_stage(opts: PipelineOptions) -> dict:
     per_model = sum(len(m) for m in TARGET_MODES.values())
     expected = len(names) * len(opts.framework_list) * per_model
     records, missing = [], []
+    bar = _log.progress_bar(len(names) * len(opts.framework_list), "convert")
     for name in names:
         for framework in opts.framework_list:
+            bar.update(1)
             if not (Path(opts.artifacts) / name / framework.value / "checkpoint" / "checkpoint.json").exists():
                 missing.append(f"{name}/{framework.value}: {per_model} artifacts, no trained checkpoint")
                 continue
@@ -193,18 +200,19 @@ def convert_stage(opts: PipelineOptions) -> dict:
                 records += convert(name, framework, artifacts=opts.artifacts, data_dir=opts.data_dir)
             except Exception as err:  # e.g. the ONNX export itself failed: the whole row is reported
                 missing.append(f"{name}/{framework.value}: {per_model} artifacts, conversion failed: {err}")
+    bar.close()
     ok = [r for r in records if r.status == "ok"]
     out = Path(opts.artifacts)
     write_bytes_atomic(out / "conversion_summary.json", json.dumps(
         {"expected": expected, "produced": len(ok), "artifacts": [r.to_dict() for r in records],
          "missing": missing}, indent=2).encode())
     write_bytes_atomic(out / "conversion_summary.md", (conversion_table(records) + "\n").encode())
-    print(f"conversion: {len(ok)} of {expected} artifacts exist")
+    _log.info(f"conversion: {len(ok)} of {expected} artifacts exist")
     for r in records:
         if r.status != "ok":
-            print(f"   {r.model}/{r.framework} {r.key}: {r.status}: {r.reason}")
+            _log.info(f"   {r.model}/{r.framework} {r.key}: {r.status}: {r.reason}")
     for line in missing:
-        print(f"   {line}")
+        _log.info(f"   {line}")
     return {"expected": expected, "produced": len(ok)}
 
 
@@ -229,7 +237,7 @@ def verify_stage(opts: PipelineOptions, *, targets: Optional[list[str]] = None, 
         except UserModelError as err:
             if opts.models:
                 raise
-            print(f"   skipping {folder.label}: {err}", flush=True)
+            _log.info(f"   skipping {folder.label}: {err}")
     if not ready:
         raise EdgeproofError(f"nothing to verify under {opts.artifacts}: run `edgeproof convert` first")
     options = VerifyOptions(str(opts.artifacts), targets=targets, modes=modes, data_dir=opts.data_dir,
@@ -239,11 +247,12 @@ def verify_stage(opts: PipelineOptions, *, targets: Optional[list[str]] = None, 
     from .verify import Status
 
     counts = {s: sum(v.status is s for v in verdicts) for s in Status}
-    print(f"verification: {counts[Status.PASS]} pass, {counts[Status.FAIL]} fail, "
-          f"{counts[Status.UNSUPPORTED]} unsupported; report {paths['html']} and {paths['md']}")
+    _log.info(f"verification: {counts[Status.PASS]} pass, {counts[Status.FAIL]} fail, "
+              f"{counts[Status.INCONCLUSIVE]} inconclusive, {counts[Status.UNSUPPORTED]} unsupported; "
+              f"report {paths['html']} and {paths['md']}")
     for v in verdicts:
         if v.status is not Status.PASS:
-            print(f"   {v.key}: {v.summary()}")
+            _log.info(f"   {v.key}: {v.summary()}")
     return verdicts
 
 
@@ -255,19 +264,21 @@ def repair_stage(opts: PipelineOptions) -> list:
     from .verify._repair import repair_model
 
     outcomes = []
-    for folder in find_models(opts.artifacts, opts.models, opts.frameworks):
-        if not (folder.root / "parity.json").exists():
-            continue
+    folders = [f for f in find_models(opts.artifacts, opts.models, opts.frameworks) if (f.root / "parity.json").exists()]
+    bar = _log.progress_bar(len(folders), "repair")
+    for folder in folders:
+        bar.update(1)
         try:
             folder.check_reopenable()
             source = folder.open_source(data_dir=opts.data_dir)
         except UserModelError as err:
-            print(f"   skipping {folder.label}: {err}", flush=True)
+            _log.info(f"   skipping {folder.label}: {err}")
             continue
-        for outcome in repair_model(source, folder.root):
+        for outcome in repair_model(source, folder.root, say=_log.detail):
             outcomes.append(outcome)
-            print(f"   {folder.label}/{outcome.cell}: {outcome.status}"
-                  + (f" -> {outcome.chosen}" if outcome.chosen else ""), flush=True)
+            line = f"   {folder.label}/{outcome.cell}: {outcome.status}" + (f" -> {outcome.chosen}" if outcome.chosen else "")
+            (_log.detail if outcome.status.startswith("left alone") else _log.info)(line)
+    bar.close()
     return outcomes
 
 
@@ -278,8 +289,8 @@ def deploy_stage(opts: PipelineOptions) -> None:
     for target in DeployTarget:
         result = deploy(target, artifacts=opts.artifacts, models=opts.models, frameworks=opts.frameworks,
                         progress=False)
-        print(f"deploy --target {target.value}: {len(result.bundles)} bundles in {result.out}; "
-              f"{len(result.refused)} refused (see {result.out / 'index.json'})", flush=True)
+        _log.info(f"deploy --target {target.value}: {len(result.bundles)} bundles in {result.out}; "
+                  f"{len(result.refused)} refused (see {result.out / 'index.json'})")
 
 
 def run_pipeline(opts: PipelineOptions) -> dict[str, float]:
@@ -290,11 +301,11 @@ def run_pipeline(opts: PipelineOptions) -> dict[str, float]:
     start = time.perf_counter()
     seconds: dict[str, float] = {}
     for stage in STAGES:
-        print(f"== edgeproof pipeline: {stage} ==", flush=True)
+        _log.info(f"== edgeproof pipeline: {stage} ==")
         stage_start = time.perf_counter()
         stages[stage](opts)
         seconds[stage] = time.perf_counter() - stage_start
-        print(f"== {stage} took {seconds[stage]:.0f} s ==", flush=True)
+        _log.info(f"== {stage} took {seconds[stage]:.0f} s ==")
     write_pipeline_timing(opts.artifacts, opts.profile, seconds, time.perf_counter() - start)
     return seconds
 

@@ -78,6 +78,13 @@ def test_pipeline_runs_every_stage_and_ends_with_the_demo_site(tmp_path):
     timing = json.loads((tmp_path / "pipeline_timing.json").read_text())
     assert list(timing["stages"]) == list(cli.PIPELINE_STAGES) and timing["profile"] == "fast"
     assert 0 < sum(timing["stages"].values()) <= timing["total_seconds"]
+    # Quiet by default (issue 16): no TensorFlow/CUDA/absl start-up noise, a short console, the full log on disk.
+    console = result.stdout + result.stderr
+    for noise in ("cuFFT", "cuDNN", "absl::InitializeLog", "computation_placer", "[torch.onnx]", "torchvision"):
+        assert noise not in console, noise
+    assert len(result.stdout.splitlines()) < 40  # 5 stage headers + 5 timings + a line per result: ~17 here
+    (log,) = (tmp_path / "logs").glob("*-pipeline.log")
+    assert len(log.read_text().splitlines()) > len(result.stdout.splitlines())  # the details are kept there
 
 
 @pytest.mark.stack

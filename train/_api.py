@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from edgeproof import _log
 from edgeproof._registry import get_spec
 from edgeproof._spec import Framework, ModelSpec, Task
 
@@ -79,7 +80,7 @@ def train(model: str, framework: Framework | str, profile: str = "default", *, e
     raw = load_dataset(spec.dataset, data_dir=data_dir)
     data = spec.prepare_data(raw, prof, seed)
     architecture = dict(spec.architecture)
-    print(f"training {spec.name} ({framework.value}, profile {profile}, {epochs} epochs) on "
+    _log.detail(f"training {spec.name} ({framework.value}, profile {profile}, {epochs} epochs) on "
           f"{data.n_train} examples from {data.source}", flush=True)
 
     start = time.perf_counter()
@@ -124,7 +125,7 @@ def train(model: str, framework: Framework | str, profile: str = "default", *, e
     from ._plots import training_curve
 
     training_curve(history, Path(result.curve_path), f"{spec.name} ({framework.value}, {profile})")
-    print(f"{spec.name} ({framework.value}): {spec.metric.name} {metric_value:.4g} on {data.n_test} test examples; "
+    _log.info(f"{spec.name} ({framework.value}): {spec.metric.name} {metric_value:.4g} on {data.n_test} test examples; "
           f"quality bar ({spec.quality_bar}): {'met' if met else 'not met'}; {wall:.1f} s; "
           f"checkpoint {result.checkpoint}", flush=True)
     return result

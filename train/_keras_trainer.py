@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeproof import _log
 from edgeproof._frameworks import import_tensorflow, import_tf_keras
 from edgeproof._spec import ModelSpec, Profile, Task
 
@@ -57,7 +58,8 @@ def fit(spec: ModelSpec, model, data: TaskData, profile: Profile, epochs: int, s
     if spec.task is Task.GENERATION:
         return _fit_gan(model, data, profile, epochs, strategy)
     history: list[dict] = []
-    verbose = 1 if sys.stdout.isatty() else 2
+    # Keras' own epoch lines only with -v (the underlying tool's log); edgeproof prints its own result line
+    verbose = (1 if sys.stdout.isatty() else 2) if _log.level() >= _log.VERBOSE else 0
     with strategy.scope():
         if spec.task is Task.REGRESSION:
             optimizer, loss, metrics = keras.optimizers.SGD(profile.learning_rate), "mse", []
@@ -106,7 +108,7 @@ def _fit_many_small_epochs(model, data: TaskData, profile: Profile, epochs: int)
         val = model.evaluate(data.x_test, data.y_test, verbose=0)
         history.append({"epoch": done, "loss": float(logs["loss"][-1]), "val_loss": float(val)})
         if done % max(1, epochs // 10) < chunk or done == epochs:
-            print(f"epoch {done}/{epochs}: loss {history[-1]['loss']:.4f}, val_loss {val:.4f}", flush=True)
+            _log.detail(f"epoch {done}/{epochs}: loss {history[-1]['loss']:.4f}, val_loss {val:.4f}")
     return history
 
 
@@ -144,11 +146,12 @@ def _fit_gan(models, data: TaskData, profile: Profile, epochs: int, strategy) ->
         order = rng.permutation(len(images))
         d_sum = g_sum = 0.0
         batches = range(0, len(order) - profile.batch_size + 1, profile.batch_size)
-        for i in tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", leave=False, mininterval=2):
+        for i in tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", leave=False, mininterval=2,
+                      disable=_log.level() < _log.VERBOSE):
             d_loss, g_loss = step(tf.constant(images[order[i:i + profile.batch_size]]))
             d_sum, g_sum = d_sum + float(d_loss), g_sum + float(g_loss)
         history.append({"epoch": epoch + 1, "d_loss": d_sum / len(batches), "g_loss": g_sum / len(batches)})
-        print(f"epoch {epoch + 1}/{epochs}: d_loss {history[-1]['d_loss']:.4f}, g_loss {history[-1]['g_loss']:.4f}",
+        _log.detail(f"epoch {epoch + 1}/{epochs}: d_loss {history[-1]['d_loss']:.4f}, g_loss {history[-1]['g_loss']:.4f}",
               flush=True)
     return history
 

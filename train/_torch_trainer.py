@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from edgeproof import _log
 from edgeproof._spec import Layout, ModelSpec, Profile, Task
 
 from ._taskdata import TaskData
@@ -144,7 +145,8 @@ def fit(spec: ModelSpec, model, data: TaskData, profile: Profile, epochs: int, d
             sampler.set_epoch(epoch)
         model.train()
         total, count = 0.0, 0
-        for *xs, y in tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=quiet, mininterval=2):
+        for *xs, y in tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=quiet or _log.level() < _log.VERBOSE,
+                         mininterval=2):
             batch = {n: x.to(dist_info.device) for n, x in zip(names, xs)}
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
@@ -160,7 +162,7 @@ def fit(spec: ModelSpec, model, data: TaskData, profile: Profile, epochs: int, d
         history.append(row)
         every = max(1, epochs // 10) if spec.task is Task.REGRESSION else 1
         if dist_info.main and ((epoch + 1) % every == 0 or epoch + 1 == epochs):
-            print(f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "epoch"),
+            _log.detail(f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k != "epoch"),
                   flush=True)
     model.eval()
     return history
@@ -188,7 +190,8 @@ def _fit_gan(models, data: TaskData, profile: Profile, epochs: int, dist_info: D
         order = order[dist_info.rank::dist_info.world]
         d_sum = g_sum = 0.0
         batches = range(0, len(order) - per_rank + 1, per_rank)
-        for i in tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not dist_info.main, mininterval=2):
+        for i in tqdm(batches, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
+                      disable=not dist_info.main or _log.level() < _log.VERBOSE, mininterval=2):
             real = images[order[i:i + per_rank]].to(dist_info.device)
             n = len(real)
             ones, zeros = torch.ones(n, 1, device=dist_info.device), torch.zeros(n, 1, device=dist_info.device)
@@ -208,7 +211,7 @@ def _fit_gan(models, data: TaskData, profile: Profile, epochs: int, dist_info: D
                "g_loss": _mean_over_ranks(g_sum / len(batches), dist_info)}
         history.append(row)
         if dist_info.main:
-            print(f"epoch {epoch + 1}/{epochs}: d_loss {row['d_loss']:.4f}, g_loss {row['g_loss']:.4f}", flush=True)
+            _log.detail(f"epoch {epoch + 1}/{epochs}: d_loss {row['d_loss']:.4f}, g_loss {row['g_loss']:.4f}")
     generator.eval(), discriminator.eval()
     return history
 

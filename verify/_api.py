@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
+from edgeproof import _log
 from edgeproof._atomic import write_bytes_atomic
 from edgeproof._metrics import NO_LABELS, agreement, metric_drop
 from edgeproof._quant import QuantMode
@@ -192,7 +193,7 @@ def verify_source(source: Source, root: Path | str, *, targets: Optional[Iterabl
     `cells`: only these cells (record keys such as 'tflite/int8-16x8'); `baseline`: an earlier
     verification's `.baseline` of the same source, not computed again."""
     root = Path(root)
-    say = say or (print if progress else (lambda *a, **k: None))
+    say = say or (_log.detail if progress else (lambda *a, **k: None))
     records = load_records(root)
     if not records:
         raise NotConvertedError(f"{root} has no conversion.json: run `edgeproof convert --model {source.name} "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Optional, Sequence
 
+from edgeproof import _log
 from edgeproof._spec import Task
 from edgeproof.convert import ModelFolder
 from edgeproof.errors import EdgeproofError
@@ -55,8 +56,7 @@ def verify_models(folders: list[ModelFolder], options: VerifyOptions,
         return [verify_folder(folder, options) for folder in folders]
     threads = max(1, (os.cpu_count() or 1) // jobs)
     order = sorted(range(len(folders)), key=lambda i: _expected_cost(folders[i]))
-    print(f"verifying {len(folders)} models, {jobs} at a time ({threads} thread{'s' * (threads > 1)} each)",
-          flush=True)
+    _log.detail(f"verifying {len(folders)} models, {jobs} at a time ({threads} thread{'s' * (threads > 1)} each)")
     results: list[Optional[ModelVerification]] = [None] * len(folders)
     context = get_context("spawn")
     lines = context.Queue()  # the workers' progress lines, printed here as they come (and capturable)
@@ -116,7 +116,7 @@ _lines = None  # in a worker: the queue its progress lines go to
 def _worker_say(*parts, **_) -> None:
     text = " ".join(str(p) for p in parts)
     if _lines is None:
-        print(text, flush=True)
+        _log.detail(text)
     else:
         _lines.put(text)
 
@@ -126,7 +126,7 @@ def _print_lines(lines) -> None:
         text = lines.get()
         if text is None:
             return
-        print(text, flush=True)
+        _log.detail(text)
 
 
 def _start_worker(threads: int, lines) -> None:
