@@ -72,11 +72,41 @@ def convert_source(source: Source, root: Path, *, targets: Iterable[str] = ("tfl
     records = convert_cells(contract.name, source.framework, root, configs, exported.bound.path, calibration,
                             exported.route, notes, source_seconds, _describer(source, exported), say,
                             tfjs_saved_model=tfjs_saved_model)
+    records = _static_batch_retry(source, root, configs, records, calibration, notes, backends, say)
     write_records(root, records, {"source": source.describe(), "onnx_backend": exported.onnx_backend,
                                   "noise_floor": exported.noise_floor, "noise_methods": exported.noise_methods,
                                   "notes": notes})
     say(conversion_table(records))
     return records
+
+
+STATIC_NAMES = ("model_batch1.onnx", "saved_model_batch1")
+
+
+def _static_batch_retry(source: Source, root: Path, configs, records: list[ArtifactRecord], calibration,
+                        notes: list[str], backends, say) -> list[ArtifactRecord]:
+    """TFLite cells the dynamic-batch graph could not give (a reshape with two unknown dimensions, tensor lists
+    that need Flex ops...) tried again from a batch-1 export, as TFLite deploys anyway; TF.js keeps the dynamic
+    batch. The retry is recorded in the cells' notes."""
+    failed = [(c, r) for c, r in zip(configs, records) if r.status != "ok" and c.target is Target.TFLITE]
+    if not failed or source.static_batch is not None:
+        return records
+    say(f"[{source.name}/{source.framework}] {len(failed)} TFLite cells failed on the dynamic-batch graph: "
+        f"trying a batch-1 export", flush=True)
+    try:
+        fixed = source.export(root, backends, say, batch_size=1, names=STATIC_NAMES)
+    except Exception as err:  # the retry is a bonus: the cells keep their first reason
+        say(f"   batch-1 export failed: {type(err).__name__}: {str(err)[:200]}", flush=True)
+        return records
+    why = {c.key: r.reason for c, r in failed}
+    feed = None if calibration is None else fixed.bound.feed(source.calibration(max(c.representative_samples
+                                                                                    for c, _ in failed)))
+    retried = convert_cells(source.name, source.framework, root, [c for c, _ in failed], fixed.bound.path, feed,
+                            fixed.route, notes, 0.0, _describer(source, fixed), say)
+    by_key = {r.key: r for r in retried if r.status == "ok"}
+    for r in by_key.values():
+        r.notes.append(f"TFLite from a batch-1 export: the dynamic-batch graph gave: {why[r.key]}")
+    return [by_key.get(r.key, r) for r in records]
 
 
 def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = ("tflite", "tfjs"),
@@ -102,7 +132,7 @@ def convert_variants(source: Source, root: Path, cells: list[tuple[str, str, dic
 
     say = _log.detail if progress else (lambda *a, **k: None)
     about = read_about(root)
-    exported = _exported_again(source, root)
+    exported = _exported_again(source, root, cells[0][0])
     bound = exported.bound
     plain = {(r.target, r.mode): r for r in load_records(root) if not r.variant}
     configs = [requested_configs(source.contract, [t], [m])[0] for t, m, _ in cells]
@@ -119,15 +149,19 @@ def convert_variants(source: Source, root: Path, cells: list[tuple[str, str, dic
     return records
 
 
-def _exported_again(source: Source, root: Path) -> Exported:
-    """The model's SavedModel in root/, bound to its contract again (for a calibration feed)."""
+def _exported_again(source: Source, root: Path, target: str = "tflite") -> Exported:
+    """The model's SavedModel in root/ (for TFLite, the batch-1 one when TFLite had to use it), bound to its
+    contract again (for a calibration feed)."""
     from ._records import read_about
     from ._saved_model import bind_saved_model
 
     backend = (read_about(root).get("onnx_backend") or {}).get("used")
     prefer = "NHWC" if backend == OnnxBackend.ONNX2TF.value else None
     probes = source.contract.probe_inputs()
-    bound = bind_saved_model(root / "saved_model", source.contract, probes, source.reference(probes), prefer)
+    folder = root / "saved_model"
+    if target == Target.TFLITE.value and (root / STATIC_NAMES[1]).is_dir():
+        folder = root / STATIC_NAMES[1]
+    bound = bind_saved_model(folder, source.contract, probes, source.reference(probes), prefer)
     return Exported(bound, [], backend or "Keras SavedModel", prefer_layout=prefer)
 
 

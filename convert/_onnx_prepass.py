@@ -9,7 +9,8 @@ Steps, in order:
 2. shapes: ONNX shape inference over the graph (its inputs' open dimensions already fixed from
    --input-shape and the sample data, the batch left open);
 3. simplify: onnxsim constant folding and simplification (the batch dimension kept dynamic);
-4. opset: graphs below opset 13 converted up to 13 (the converters' best-supported range).
+4. opset: graphs below opset 13 converted up to 13 (the converters' best-supported range);
+5. gelu: exact GELU written out with Erf fused into one `Gelu` node (TFLite has no builtin Erf).
 """
 from __future__ import annotations
 
@@ -176,8 +177,10 @@ def prepass(model, feed: dict[str, np.ndarray], say: Callable[..., None] = lambd
         result.names = sanitize_names(m)
         return m
 
+    from ._onnx_gelu import fuse_gelu
+
     steps: list[tuple[str, Callable]] = [("names", names), ("shapes", _infer_shapes), ("simplify", _simplify),
-                                         ("opset", _upgrade_opset)]
+                                         ("opset", _upgrade_opset), ("gelu", fuse_gelu)]
     for step, apply in steps:
         candidate = onnx.ModelProto()
         candidate.CopyFrom(result.model)

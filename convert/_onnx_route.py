@@ -166,14 +166,20 @@ def _onnx2tf_reason(printed: str) -> Optional[str]:
     return errors[0][:300] if errors else None
 
 
+RECURRENT_OPS = {"LSTM", "GRU", "RNN"}
+
+
 def _attempt(backend: OnnxBackend, onnx_path: Path, saved_model: Path, contract: ModelContract,
-             native_inputs: Sequence[TensorSpec], probes, reference_probe) -> tuple[Optional[Any], Optional[str]]:
+             native_inputs: Sequence[TensorSpec], probes, reference_probe,
+             unroll: bool = False) -> tuple[Optional[Any], Optional[str]]:
     """((export, bound), None) when `backend` turned the graph into a SavedModel that computes what onnxruntime
     computes; (None, why not) otherwise. The backend runs in a worker process (convert/_worker): a converter
     that crashes or exits becomes a failed attempt, not a dead conversion."""
     from ._worker import Job, run_jobs
 
     options = _onnx2tf_options(native_inputs) if backend is OnnxBackend.ONNX2TF else None
+    if options is not None and unroll:  # a static batch: recurrent layers unrolled into builtin ops, no tensor lists
+        options["enable_rnn_unroll"] = True
     (outcome,) = run_jobs(onnx_path, [Job(backend.value, "", str(saved_model), options=options)])
     if outcome.error:
         shutil.rmtree(saved_model, ignore_errors=True)
@@ -223,13 +229,18 @@ def onnx_to_saved_model(onnx_path: Path, out_dir: Path, backend: OnnxBackend | s
     if out_dir.exists():
         shutil.rmtree(out_dir)
     if backend is OnnxBackend.ONNX2TF:
+        import tempfile
+
         import onnx2tf
         import onnx2tf.onnx2tf as onnx2tf_main
 
         onnx2tf_main.download_test_image_data = _local_test_images  # never the network
-        onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(out_dir), non_verbose=True,
-                        output_signaturedefs=True, copy_onnx_input_output_names_to_tflite=True,
-                        **(onnx2tf_options or {}))
+        with tempfile.TemporaryDirectory(prefix="edgeproof-onnx2tf-") as tmp:
+            own = Path(tmp) / onnx_path.name  # onnx2tf rewrites its input file in place: it gets a copy
+            shutil.copyfile(onnx_path, own)
+            onnx2tf.convert(input_onnx_file_path=str(own), output_folder_path=str(out_dir), non_verbose=True,
+                            output_signaturedefs=True, copy_onnx_input_output_names_to_tflite=True,
+                            **(onnx2tf_options or {}))
         for extra in out_dir.glob("*.tflite"):  # we convert every precision ourselves, from the SavedModel
             extra.unlink()
         return TfExport(out_dir, backend)
@@ -257,12 +268,12 @@ def _missing_op(error: str) -> bool:
 def onnx_route(model, declared: Optional[Sequence[Declared]], contract: ModelContract,
                native_inputs: Sequence[TensorSpec], root: Path, probes, reference_probe,
                backends: Sequence[OnnxBackend], say: Callable,
-               names: tuple[str, str] = ("model.onnx", "saved_model")) -> OnnxToTf:
+               names: tuple[str, str] = ("model.onnx", "saved_model"), batch: Optional[int] = None) -> OnnxToTf:
     """An OnnxModel prepared and pre-passed into root/model.onnx, then converted into root/saved_model by the
     first plan whose graph computes what onnxruntime computes: each backend on the graph as it is (a dynamic
     batch), then with its batch fixed to 1 (every shape static, what the converters handle best). Every
     attempt is recorded. `declared`: the inputs with open dimensions fixed (None: as the graph declares them);
-    `names`: (ONNX file, SavedModel folder) under root."""
+    `names`: (ONNX file, SavedModel folder) under root; `batch`: only a graph with this batch."""
     import onnx
 
     from ._onnx_prepass import prepass
@@ -279,7 +290,8 @@ def onnx_route(model, declared: Optional[Sequence[Declared]], contract: ModelCon
             graphs[batch] = _Graph(path, passed, batch)
         return graphs[batch]
 
-    batches = [None, 1] if any(d.shape and d.shape[0] is None for d in declared) else [None]
+    dynamic = any(d.shape and d.shape[0] is None for d in declared)
+    batches = [batch] if batch is not None and dynamic else ([None, 1] if dynamic else [None])
     attempts: list[dict[str, Any]] = []
     try:
         for backend in backends:
@@ -287,8 +299,11 @@ def onnx_route(model, declared: Optional[Sequence[Declared]], contract: ModelCon
                 g = graph(batch)
                 say(f"   ONNX -> TensorFlow with {backend.value}" + (f" (batch fixed to {batch})" if batch else ""),
                     flush=True)
+                # a fixed batch: recurrent layers unrolled over time (no WHILE loop, no tensor lists)
+                recurrent = (batch is not None or not dynamic) and any(n.op_type in RECURRENT_OPS
+                                                                        for n in g.passed.model.graph.node)
                 done, error = _attempt(backend, g.path, root / names[1], contract, native_inputs, probes,
-                                       reference_probe)
+                                       reference_probe, unroll=recurrent)
                 attempts.append({"backend": backend.value, "batch": batch or "dynamic", "ok": done is not None,
                                  "error": error, **({"max_abs_error_vs_onnxruntime": done[1].max_abs_error}
                                                     if done else {})})

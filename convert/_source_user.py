@@ -75,28 +75,30 @@ class UserSource(Source):
 
     def export(self, root: Path, backends: Sequence[OnnxBackend], say: Say, batch_size: Any = SPEC_BATCH,
                names: tuple[str, str] = ("model.onnx", "saved_model")) -> Exported:
-        exported = self._export(root, backends, say, names)
+        batch = self.static_batch if batch_size == SPEC_BATCH else batch_size
+        exported = self._export(root, backends, say, names, batch)
         if self.info.casts:
             exported.notes.append("int64 inputs take int32 in the artifacts (cast to int64 inside): "
                                   + "; ".join(self.info.casts))
         return exported
 
-    def _export(self, root: Path, backends: Sequence[OnnxBackend], say: Say, names: tuple[str, str]) -> Exported:
+    def _export(self, root: Path, backends: Sequence[OnnxBackend], say: Say, names: tuple[str, str],
+                batch: Optional[int]) -> Exported:
         probes = self.contract.probe_inputs()
         reference = self.reference(probes)
         try:
             if self.kind is SourceKind.KERAS:
                 say("   Keras -> SavedModel", flush=True)
-                path = self.handle.export(self.contract.inputs, root / names[1], self.static_batch)
+                path = self.handle.export(self.contract.inputs, root / names[1], batch)
                 bound = bind_saved_model(path, self.contract, probes, reference)
                 return Exported(bound, ["keras", "saved_model"], "Keras SavedModel").add_noise(bound.errors,
                                                                                                 KERAS_NOISE)
             if self.kind is SourceKind.ONNX:
                 to_tf = onnx_route(self.handle, self.declared, self.contract, self.native_inputs, root, probes,
-                                   reference, backends, say, names)
+                                   reference, backends, say, names, batch=batch)
                 route, notes, noise = ["onnx", to_tf.backend.value], [], {}
             else:
-                to_tf, route, notes, noise = self._export_torch(root, probes, reference, backends, say, names)
+                to_tf, route, notes, noise = self._export_torch(root, probes, reference, backends, say, names, batch)
         except UserModelError:
             raise
         except Exception as err:  # the Keras route has one converter: its failure ends the conversion
@@ -104,13 +106,13 @@ class UserSource(Source):
         exported = Exported(to_tf.bound, route, to_tf.converter, notes + to_tf.notes, to_tf.record(), to_tf.prefer_layout)
         return exported.add_noise(noise, TORCH_NOISE).add_noise(to_tf.noise_floor, ORT_NOISE)
 
-    def _export_torch(self, root, probes, reference, backends, say, names):
+    def _export_torch(self, root, probes, reference, backends, say, names, batch=None):
         say("   PyTorch -> ONNX (dynamo) and onnxruntime against torch", flush=True)
         raw = root / "model_export.onnx"
         export = self.handle.export_onnx(raw, probes)
         try:
             to_tf = onnx_route(OnnxModel(raw, what="exported ONNX model"), None, self.contract, self.native_inputs, root,
-                               probes, reference, backends, say, names)
+                               probes, reference, backends, say, names, batch=batch)
         finally:
             raw.unlink(missing_ok=True)
         return to_tf, ["torch", export.route, to_tf.backend.value], export.notes, export.noise

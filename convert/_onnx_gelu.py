@@ -1,0 +1,107 @@
+"""Exact GELU written out by exporters as `0.5 * x * (1 + erf(x / sqrt(2)))` fused back into one ONNX `Gelu`
+node (opset 20). TFLite has no builtin Erf (the unfused form needs Select TF ops) and TF.js lacks some of its
+kernels; both run GELU itself. Used by the ONNX pre-pass as one checked step."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+GELU_OPSET = 20
+SQRT2 = float(np.sqrt(2.0))
+
+
+def _constants(graph) -> dict[str, np.ndarray]:
+    from onnx import numpy_helper
+
+    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    values[node.output[0]] = numpy_helper.to_array(attr.t)
+    return values
+
+
+def _scalar(name: str, consts: dict[str, np.ndarray], value: float) -> bool:
+    array = consts.get(name)
+    return array is not None and array.size == 1 and abs(float(array.reshape(-1)[0]) - value) < 1e-4 * abs(value)
+
+
+def _other(node, name: str) -> Optional[str]:
+    rest = [i for i in node.input if i != name]
+    return rest[0] if len(rest) == 1 else None
+
+
+def _match(erf, producers, consumers, consts, outputs) -> Optional[tuple[str, str, list]]:
+    """(x, y, nodes) of the GELU around this Erf node, or None."""
+    pre = producers.get(erf.input[0])
+    if pre is None or pre.op_type not in ("Div", "Mul"):
+        return None
+    scale = SQRT2 if pre.op_type == "Div" else 1.0 / SQRT2
+    x = next((i for i in pre.input if not _scalar(i, consts, scale)), None)
+    if x is None or not any(_scalar(i, consts, scale) for i in pre.input):
+        return None
+
+    def only(name):
+        users = consumers.get(name, [])
+        return users[0] if len(users) == 1 and name not in outputs else None
+
+    add = only(erf.output[0])
+    if add is None or add.op_type != "Add" or not _scalar(_other(add, erf.output[0]) or "", consts, 1.0):
+        return None
+    mul = only(add.output[0])
+    if mul is None or mul.op_type != "Mul":
+        return None
+    partner = _other(mul, add.output[0])
+    if partner == x:  # 0.5 applied last: y = (x * (1 + erf)) * 0.5
+        half = only(mul.output[0])
+        if half is None or half.op_type != "Mul" or not _scalar(_other(half, mul.output[0]) or "", consts, 0.5):
+            return None
+        return x, half.output[0], [pre, erf, add, mul, half]
+    halved = producers.get(partner or "")  # 0.5 applied first: y = (x * 0.5) * (1 + erf)
+    if halved is None or halved.op_type != "Mul" or x not in halved.input or only(halved.output[0]) is not mul:
+        return None
+    if not _scalar(_other(halved, x) or "", consts, 0.5):
+        return None
+    return x, mul.output[0], [pre, erf, add, halved, mul]
+
+
+def fuse_gelu(model) -> Optional[Any]:
+    """A copy with every exact-GELU pattern fused (opset raised to 20 first when lower); None when there is none."""
+    import onnx
+    from onnx import helper, version_converter
+
+    if not any(n.op_type == "Erf" for n in model.graph.node):
+        return None
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), GELU_OPSET)
+    work = version_converter.convert_version(model, GELU_OPSET) if opset < GELU_OPSET else onnx.ModelProto()
+    if opset >= GELU_OPSET:
+        work.CopyFrom(model)
+    graph = work.graph
+    producers = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    consts, outputs = _constants(graph), {o.name for o in graph.output}
+    fused, drop = [], set()
+    for erf in [n for n in graph.node if n.op_type == "Erf"]:
+        found = _match(erf, producers, consumers, consts, outputs)
+        if found is None or any(id(n) in drop for n in found[2]):
+            continue
+        x, y, nodes = found
+        drop.update(id(n) for n in nodes)
+        fused.append((nodes[-1], helper.make_node("Gelu", [x], [y], name=f"{erf.name or 'erf'}_gelu")))
+    if not fused:
+        return None
+    last = {id(old): new for old, new in fused}
+    kept = []
+    for n in graph.node:
+        if id(n) in last:
+            kept.append(last[id(n)])
+        elif id(n) not in drop:
+            kept.append(n)
+    del graph.node[:]
+    graph.node.extend(kept)
+    return work

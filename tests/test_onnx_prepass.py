@@ -1,0 +1,71 @@
+"""The ONNX pre-pass on hand-built graphs: names other exporters produce made safe (the mapping kept), exact GELU
+fused into one Gelu node, every step checked with onnxruntime, and a step that would change the results undone."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="the pipeline stack (onnx) is needed for the ONNX pre-pass")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from edgeproof.convert._onnx_prepass import prepass, run_graph, sanitize_names  # noqa: E402
+
+FEED = {"x": np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)}
+
+
+def _graph(nodes, initializers=(), opset=17):
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 6])],
+                              [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in initializers])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_names_from_other_exporters_become_safe_and_the_originals_are_kept():
+    model = _graph([helper.make_node("Relu", ["x"], ["relu.0/out@1"], name="Softmax@0"),
+                    helper.make_node("Neg", ["relu.0/out@1"], ["图像.1"], name="/encoder/layer.0/neg"),
+                    helper.make_node("Identity", ["图像.1"], ["y"], name="")])
+    names = sanitize_names(model)
+    for node in model.graph.node:
+        assert all(c.isalnum() and c.isascii() or c == "_" for c in node.name), node.name
+        assert node.name[0].isalnum()  # onnx2tf wants op names starting with a letter or digit
+    assert names["Softmax_0"] == "Softmax@0" and names["encoder_layer_0_neg"] == "/encoder/layer.0/neg"
+    assert [o for n in model.graph.node for o in n.output][-1] == "y"  # graph outputs keep their names
+    onnx.checker.check_model(model)
+    assert np.allclose(run_graph(model, FEED)[0], -np.maximum(FEED["x"], 0))
+
+
+@pytest.mark.parametrize("half_first", [False, True])
+def test_exact_gelu_is_fused_into_one_node(half_first):
+    sqrt2, one, half = ("sqrt2", [np.sqrt(2.0)]), ("one", [1.0]), ("half", [0.5])
+    nodes = [helper.make_node("Div", ["x", "sqrt2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
+             helper.make_node("Add", ["e", "one"], ["a"])]
+    if half_first:
+        nodes += [helper.make_node("Mul", ["x", "half"], ["h"]), helper.make_node("Mul", ["h", "a"], ["y"])]
+    else:
+        nodes += [helper.make_node("Mul", ["x", "a"], ["m"]), helper.make_node("Mul", ["m", "half"], ["y"])]
+    model = _graph(nodes, [sqrt2, one, half])
+    result = prepass(model, FEED)
+    ops = [n.op_type for n in result.model.graph.node]
+    assert ops == ["Gelu"], ops
+    assert {s["step"]: s["ok"] for s in result.steps}["gelu"] is True
+    from math import erf
+
+    expected = np.vectorize(lambda v: 0.5 * v * (1 + erf(v / np.sqrt(2))))(FEED["x"].astype(np.float64))
+    assert np.max(np.abs(run_graph(result.model, FEED)[0] - expected)) < 1e-6  # float32 GELU vs the exact one
+
+
+def test_a_step_that_would_change_the_results_is_undone_and_recorded(monkeypatch):
+    from edgeproof.convert import _onnx_prepass
+
+    def wrong_simplify(model):  # a "simplification" that computes something else
+        for node in model.graph.node:
+            node.op_type = "Neg" if node.op_type == "Relu" else node.op_type
+        return model
+
+    monkeypatch.setattr(_onnx_prepass, "_simplify", wrong_simplify)
+    model = _graph([helper.make_node("Relu", ["x"], ["y"], name="r")])
+    result = prepass(model, FEED)
+    step = next(s for s in result.steps if s["step"] == "simplify")
+    assert step["ok"] is False and "moved by" in step["error"]
+    assert [n.op_type for n in result.model.graph.node] == ["Relu"]
+    assert "undone: simplify" in result.notes()[0]
