@@ -8,7 +8,8 @@ Steps, in order:
    -> letters, digits and `_`), the mapping kept so reports can name the original nodes;
 2. shapes: ONNX shape inference over the graph (its inputs' open dimensions already fixed from
    --input-shape and the sample data, the batch left open);
-3. simplify: onnxsim constant folding and simplification (the batch dimension kept dynamic);
+3. simplify: onnxsim constant folding and simplification (the batch dimension kept dynamic; not for graphs with
+   recurrent layers, whose initial states it folds into constants onnx2tf cannot take);
 4. opset: graphs below opset 13 converted up to 13 (the converters' best-supported range);
 5. gelu: exact GELU written out with Erf fused into one `Gelu` node (TFLite has no builtin Erf).
 """
@@ -34,7 +35,7 @@ class PrepassResult:
     names: dict[str, str] = field(default_factory=dict)  # safe node name -> the exporter's node name
 
     def notes(self) -> list[str]:
-        failed = [f"{s['step']}: {s['error']}" for s in self.steps if not s["ok"]]
+        failed = [f"{s['step']}: {s['error']}" for s in self.steps if s["ok"] is False]
         done = [s["step"] for s in self.steps if s["ok"]]
         return [f"ONNX pre-pass: {', '.join(done) or 'nothing'} applied"
                 + (f"; undone: {'; '.join(failed)}" if failed else "")]
@@ -140,8 +141,14 @@ def _holds(before: list[np.ndarray], after: list[np.ndarray]) -> Optional[str]:
     return None
 
 
+RECURRENT_OPS = {"LSTM", "GRU", "RNN"}
+
+
 def _simplify(model):
     import onnxsim
+
+    if any(n.op_type in RECURRENT_OPS for n in model.graph.node):
+        return None  # onnxsim folds recurrent layers' initial states into constants onnx2tf's LSTM/GRU cannot take
 
     simplified, ok = onnxsim.simplify(model, check_n=0, skip_shape_inference=False)
     if not ok:
@@ -186,7 +193,8 @@ def prepass(model, feed: dict[str, np.ndarray], say: Callable[..., None] = lambd
         candidate.CopyFrom(result.model)
         try:
             changed = apply(candidate)
-            if changed is None:
+            if changed is None:  # nothing to do for this graph
+                result.steps.append({"step": step, "ok": None, "detail": "not needed"})
                 continue
             onnx.checker.check_model(changed)
             why = _holds(reference, run_graph(changed, feed))

@@ -152,7 +152,8 @@ def _onnx2tf_options(native_inputs: Sequence[TensorSpec]) -> dict[str, Any]:
     takes them, `native_inputs`): the others keep their shape exactly (a [batch, tokens, features] input
     is not an image)."""
     keep = [t.name for t in native_inputs if len(t.shape) >= 3 and not (len(t.shape) == 4 and t.layout is Layout.NCHW)]
-    return {"keep_shape_absolutely_input_names": keep} if keep else {}
+    # the pre-pass already simplified the graph, checked; onnx2tf's own unchecked onnxsim run is left out
+    return {"not_use_onnxsim": True, **({"keep_shape_absolutely_input_names": keep} if keep else {})}
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -260,6 +261,19 @@ class _Graph:
     batch: Optional[int]
 
 
+def _plans(backends, batches, graph, dynamic: bool) -> list[tuple[OnnxBackend, Optional[int], bool]]:
+    """(backend, batch, unroll) in the order tried: each backend on the graph as it is, then on a fixed batch;
+    with recurrent layers on a fixed batch, onnx2tf once more with them unrolled over time (no WHILE loop, no
+    tensor lists)."""
+    plans = []
+    recurrent = any(n.op_type in RECURRENT_OPS for n in graph(batches[0]).passed.model.graph.node)
+    for backend in backends:
+        for batch in batches:
+            unroll = backend is OnnxBackend.ONNX2TF and recurrent and (batch is not None or not dynamic)
+            plans += [(backend, batch, False)] + ([(backend, batch, True)] if unroll else [])
+    return plans
+
+
 def _missing_op(error: str) -> bool:
     """A backend without an op: fixing the batch will not help it."""
     return "not implemented" in error.lower() or "not yet implemented" in error.lower()
@@ -294,24 +308,23 @@ def onnx_route(model, declared: Optional[Sequence[Declared]], contract: ModelCon
     batches = [batch] if batch is not None and dynamic else ([None, 1] if dynamic else [None])
     attempts: list[dict[str, Any]] = []
     try:
-        for backend in backends:
-            for batch in batches:
-                g = graph(batch)
-                say(f"   ONNX -> TensorFlow with {backend.value}" + (f" (batch fixed to {batch})" if batch else ""),
-                    flush=True)
-                # a fixed batch: recurrent layers unrolled over time (no WHILE loop, no tensor lists)
-                recurrent = (batch is not None or not dynamic) and any(n.op_type in RECURRENT_OPS
-                                                                        for n in g.passed.model.graph.node)
-                done, error = _attempt(backend, g.path, root / names[1], contract, native_inputs, probes,
-                                       reference_probe, unroll=recurrent)
-                attempts.append({"backend": backend.value, "batch": batch or "dynamic", "ok": done is not None,
-                                 "error": error, **({"max_abs_error_vs_onnxruntime": done[1].max_abs_error}
-                                                    if done else {})})
-                if done is not None:
-                    return _converted(g, done, backend, attempts, root, names, feed)
-                say(f"   {backend.value} failed: {error}", flush=True)
-                if _missing_op(error):
-                    break
+        missing_op: set[OnnxBackend] = set()  # a backend without an op: another batch will not help it
+        for backend, batch, unroll in _plans(backends, batches, graph, dynamic):
+            if backend in missing_op:
+                continue
+            g = graph(batch)
+            say(f"   ONNX -> TensorFlow with {backend.value}" + (f" (batch fixed to {batch})" if batch else "")
+                + (", recurrent layers unrolled" if unroll else ""), flush=True)
+            done, error = _attempt(backend, g.path, root / names[1], contract, native_inputs, probes,
+                                   reference_probe, unroll=unroll)
+            attempts.append({"backend": backend.value, "batch": batch or ("dynamic" if dynamic else "as exported"),
+                             "unrolled": unroll, "ok": done is not None, "error": error,
+                             **({"max_abs_error_vs_onnxruntime": done[1].max_abs_error} if done else {})})
+            if done is not None:
+                return _converted(g, done, backend, attempts, root, names, feed)
+            say(f"   {backend.value} failed: {error}", flush=True)
+            if _missing_op(error or ""):
+                missing_op.add(backend)
     finally:
         for g in graphs.values():
             if g.path.name != names[0]:
