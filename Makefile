@@ -1,13 +1,13 @@
 # The two commands a newcomer runs (see README):
 #   make demo   set up, then run the main job: the whole pipeline on the default configuration
-#   make test   set up, then run the test suite (unit, stack, edge and browser tiers)
+#   make test   set up, then run the test suite (unit, stack, edge, browser and wheel tiers)
 SHELL := /bin/bash
 PROFILE ?= default
 PYTEST_ARGS ?=
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup demo test test-slow clean
+.PHONY: setup demo test test-slow docs clean
 
 setup:
 	scripts/setup.sh all
@@ -23,5 +23,10 @@ test: setup
 test-slow: setup
 	.venv/bin/python -m pytest -m slow $(PYTEST_ARGS)
 
+# The documentation site (mkdocs.yml, docs/) into site/, strictly: a broken link or a missing page fails.
+docs:
+	scripts/setup.sh main
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict
+
 clean:
-	rm -rf artifacts test-output .pytest_cache
+	rm -rf artifacts test-output .pytest_cache site

@@ -127,10 +127,11 @@ def setup(artifacts: Optional[str], command: str, verbose: bool, summary: bool =
     if artifacts is None:
         return None
     folder = Path(artifacts) / "logs"
+    _state["created"] = [p for p in (Path(artifacts), folder) if not p.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{command}.log"
     log = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the whole run
-    _state["file"] = log
+    _state["file"], _state["path"] = log, path
     warnings_log = logging.getLogger("py.warnings")
     warnings_log.addHandler(logging.StreamHandler(_Tee()))
     warnings_log.propagate = False  # Python warnings belong in the log, not on the console
@@ -147,12 +148,18 @@ def setup(artifacts: Optional[str], command: str, verbose: bool, summary: bool =
     return path
 
 
-def close() -> None:
-    """End of a command: the log file closed (the level stays for the process)."""
+def close(discard: bool = False) -> None:
+    """End of a command: the log file closed (the level stays for the process). `discard`: the command was
+    refused on its input, so it leaves nothing behind, not even its log (nor the folders made for it)."""
     with _lock:
         if _state["file"] is not None:
             _state["file"].close()
             _state["file"] = None
+            if discard:
+                _state["path"].unlink(missing_ok=True)
+                for folder in reversed(_state.get("created", [])):
+                    if folder.is_dir() and not any(folder.iterdir()):
+                        folder.rmdir()
 
 
 def progress_bar(total: int, description: str):

@@ -259,19 +259,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = getattr(args, "json", False)
     _log.setup(getattr(args, "artifacts", None) if hasattr(args, "verbose") else None, args.command,
                getattr(args, "verbose", False), summary=args.command == "pipeline" or as_json, stderr=as_json)
+    code = None  # a crash keeps its log; a refusal of bad input leaves nothing behind
     try:
-        return handler(args)
+        code = handler(args)
+        return code
     except ModuleNotFoundError as err:
         if (err.name or "").split(".")[0] not in STACK_MODULES:
             raise
         print(f"edgeproof {args.command}: stage not available: it needs {err.name}, which is not installed: "
               f"pip install \"edgeproof[pipeline]\" (or run `edgeproof doctor`)", file=sys.stderr)
-        return 3
+        code = 3
+        return code
     except (EdgeproofError, ValueError) as err:
         print(f"edgeproof {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        code = 2
+        return code
     finally:
-        _log.close()
+        _log.close(discard=code in (2, 3))
 
 
 if __name__ == "__main__":

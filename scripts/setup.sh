@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything edgeproof needs, idempotently: a second run with unchanged locks installs nothing.
 #
-#   scripts/setup.sh main     .venv: this project (editable) + the pipeline and test extras, from requirements/pipeline.lock
+#   scripts/setup.sh main     .venv: this project (editable) + the pipeline, test and docs extras, from requirements/pipeline.lock
 #   scripts/setup.sh edge     .venv-edge: numpy<2 + tflite-runtime 2.14 + this project without extras (a Pi stand-in)
 #   scripts/setup.sh web      npm ci in web_demo/ from the committed package-lock.json
 #   scripts/setup.sh browser  Debian's chromium (apt-get) when it is missing
@@ -31,7 +31,8 @@ install_main() {
   [[ -x .venv/bin/python ]] || { say "creating .venv"; "$PYTHON" -m venv .venv; }
   say "installing the pipeline stack into .venv (requirements/pipeline.lock)"
   .venv/bin/python -m pip install -q -c requirements/pipeline.lock pip setuptools wheel
-  .venv/bin/python -m pip install -q -c requirements/pipeline.lock --no-build-isolation -e ".[pipeline,test]"
+  # test: pytest, playwright, build (the wheel tier); docs: mkdocs + mkdocs-material (tests/test_docs.py, make docs)
+  .venv/bin/python -m pip install -q -c requirements/pipeline.lock --no-build-isolation -e ".[pipeline,test,docs]"
 }
 
 install_edge() {

@@ -60,6 +60,11 @@ def _attribution_section(root: Path, source: Source) -> list[str]:
             tried = "; ".join(f"{t['cell']}: {t['verdict']}" for t in outcome["tried"]) or "nothing"
             lines += [f"Repair of {outcome['cell']}: {outcome['status']}" + (f" -> {outcome['chosen']}" if
                       outcome["chosen"] else "") + f" (tried: {tried}).", ""]
+            speed = outcome.get("speed") or {}
+            if speed.get("median_ms"):
+                lines += ["Speed, one thread, interleaved in one run (median ms): " + ", ".join(
+                    f"{c} {ms:.3g}" for c, ms in speed["median_ms"].items())
+                          + ("" if speed.get("faster_than_fp32") else f". Not faster than fp32: {speed.get('why')}."), ""]
     return lines
 
 

@@ -88,8 +88,20 @@ def _climb(source: Source, root: Path, verdict: ArtifactVerdict, ladder, state: 
         outcome.tried.append({"cell": record.key, "recipe": recipe, "verdict": candidate.summary()})
         if candidate.status is Status.PASS:
             outcome.status, outcome.chosen = "repaired", record.key
+            if verdict.target == "tflite":
+                outcome.speed = _speed_of(source, root, record.key)
             break
     return outcome
+
+
+def _speed_of(source: Source, root: Path, chosen: str) -> Optional[dict]:
+    from ._speed import compare_speed
+
+    records = {r.key: r for r in load_records(root) if r.status == "ok"}
+    try:
+        return compare_speed(source.contract, records, chosen, root, source.contract.probe_inputs())
+    except (RuntimeError, ValueError, OSError) as err:  # the timing is a report, never a verdict
+        return {"error": f"{type(err).__name__}: {str(err)[:200]}"}
 
 
 def repair_model(source: Source, root: Path, say: Callable[..., None] = print) -> list[RepairOutcome]:
