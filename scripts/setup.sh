@@ -32,7 +32,7 @@ install_main() {
   say "installing the pipeline stack into .venv (requirements/pipeline.lock)"
   .venv/bin/python -m pip install -q -c requirements/pipeline.lock pip setuptools wheel
   # test: pytest, playwright, build (the wheel tier); docs: mkdocs + mkdocs-material (tests/test_docs.py, make docs)
-  .venv/bin/python -m pip install -q -c requirements/pipeline.lock --no-build-isolation -e ".[pipeline,test,docs]"
+  .venv/bin/python -m pip install -q -c requirements/pipeline.lock --no-build-isolation -e ".[pipeline,test,docs,corpus]"
 }
 
 install_edge() {
