@@ -14,7 +14,7 @@ import io
 import json
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -261,7 +261,16 @@ class _Graph:
     batch: Optional[int]
 
 
-def _plans(backends, batches, graph, dynamic: bool) -> list[tuple[OnnxBackend, Optional[int], bool]]:
+def _shape_plans(dynamic: bool, open_dims: bool, batch: Optional[int]) -> list[tuple[Optional[int], bool]]:
+    """(batch, leave the graph's open dimensions open) of the graphs tried: the batch as exported, then fixed to 1;
+    where the sample data fixed dimensions the graph leaves open (a sequence length), once more with them open
+    (some graphs convert only so: BERT-style attention masks fold to constants otherwise)."""
+    plans = [(batch, False)] if batch is not None and dynamic else ([(None, False), (1, False)] if dynamic
+                                                                    else [(None, False)])
+    return plans + [(plans[-1][0], True)] if open_dims else plans
+
+
+def _plans(backends, batches, graph, dynamic: bool) -> list[tuple[OnnxBackend, tuple, bool]]:
     """(backend, batch, unroll) in the order tried: each backend on the graph as it is, then on a fixed batch;
     with recurrent layers on a fixed batch, onnx2tf once more with them unrolled over time (no WHILE loop, no
     tensor lists)."""
@@ -269,7 +278,7 @@ def _plans(backends, batches, graph, dynamic: bool) -> list[tuple[OnnxBackend, O
     recurrent = any(n.op_type in RECURRENT_OPS for n in graph(batches[0]).passed.model.graph.node)
     for backend in backends:
         for batch in batches:
-            unroll = backend is OnnxBackend.ONNX2TF and recurrent and (batch is not None or not dynamic)
+            unroll = backend is OnnxBackend.ONNX2TF and recurrent and (batch[0] is not None or not dynamic)
             plans += [(backend, batch, False)] + ([(backend, batch, True)] if unroll else [])
     return plans
 
@@ -293,32 +302,37 @@ def onnx_route(model, declared: Optional[Sequence[Declared]], contract: ModelCon
     from ._onnx_prepass import prepass
 
     declared = list(declared if declared is not None else model.declared_inputs())
+    own = {d.source_name: d.shape for d in model.declared_inputs()}
+    as_graph = [replace(d, shape=own.get(d.source_name, d.shape)) for d in declared]  # open dims left open
     feed = native_feed(probes, contract.inputs, native_inputs)
-    graphs: dict[Optional[int], _Graph] = {}
+    graphs: dict[tuple, _Graph] = {}
 
-    def graph(batch: Optional[int]) -> _Graph:
-        if batch not in graphs:
-            passed = prepass(prepare(model.proto, declared, model.output_map, batch), feed, say)
-            path = root / (names[0] if batch is None else f".batch{batch}-{names[0]}")
+    def graph(plan: tuple) -> _Graph:
+        batch, keep_open = plan
+        if plan not in graphs:
+            passed = prepass(prepare(model.proto, as_graph if keep_open else declared, model.output_map, batch),
+                             feed, say)
+            path = root / (names[0] if plan == (None, False) else f".{batch}{'o' * keep_open}-{names[0]}")
             onnx.save(passed.model, str(path))
-            graphs[batch] = _Graph(path, passed, batch)
-        return graphs[batch]
+            graphs[plan] = _Graph(path, passed, batch)
+        return graphs[plan]
 
     dynamic = any(d.shape and d.shape[0] is None for d in declared)
-    batches = [batch] if batch is not None and dynamic else ([None, 1] if dynamic else [None])
+    batches = _shape_plans(dynamic, as_graph != declared, batch)
     attempts: list[dict[str, Any]] = []
     try:
         missing_op: set[OnnxBackend] = set()  # a backend without an op: another batch will not help it
-        for backend, batch, unroll in _plans(backends, batches, graph, dynamic):
+        for backend, plan, unroll in _plans(backends, batches, graph, dynamic):
             if backend in missing_op:
                 continue
-            g = graph(batch)
+            g, batch = graph(plan), plan[0]
             say(f"   ONNX -> TensorFlow with {backend.value}" + (f" (batch fixed to {batch})" if batch else "")
-                + (", recurrent layers unrolled" if unroll else ""), flush=True)
+                + (", open dimensions left open" if plan[1] else "") + (", recurrent layers unrolled" if unroll else ""),
+                flush=True)
             done, error = _attempt(backend, g.path, root / names[1], contract, native_inputs, probes,
                                    reference_probe, unroll=unroll)
             attempts.append({"backend": backend.value, "batch": batch or ("dynamic" if dynamic else "as exported"),
-                             "unrolled": unroll, "ok": done is not None, "error": error,
+                             "open_dims": plan[1], "unrolled": unroll, "ok": done is not None, "error": error,
                              **({"max_abs_error_vs_onnxruntime": done[1].max_abs_error} if done else {})})
             if done is not None:
                 return _converted(g, done, backend, attempts, root, names, feed)
@@ -336,7 +350,7 @@ def onnx_route(model, declared: Optional[Sequence[Declared]], contract: ModelCon
 def _converted(g: _Graph, done, backend: OnnxBackend, attempts: list[dict], root: Path, names: tuple[str, str],
                feed: dict) -> OnnxToTf:
     export, bound = done
-    if g.batch is not None:  # the static graph is the one converted: it becomes the model's ONNX file
+    if g.path.name != names[0]:  # another plan's graph is the one converted: it becomes the model's ONNX file
         g.path.replace(root / names[0])
         g.path = root / names[0]
     if g.passed.names:
