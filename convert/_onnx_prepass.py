@@ -171,8 +171,10 @@ def _upgrade_opset(model):
     return version_converter.convert_version(model, MIN_OPSET)
 
 
-def prepass(model, feed: dict[str, np.ndarray], say: Callable[..., None] = lambda *a, **k: None) -> PrepassResult:
-    """Run every step on a copy of `model`; `feed` holds the probes keyed by graph input name."""
+def prepass(model, feed: dict[str, np.ndarray], say: Callable[..., None] = lambda *a, **k: None,
+            gelu: bool = True) -> PrepassResult:
+    """Run every step on a copy of `model`; `feed` holds the probes keyed by graph input name. `gelu`: fuse
+    exact GELU (opset 20); onnx-tf, which stops at opset 15, gets the graph without that step."""
     import onnx
 
     current = onnx.ModelProto()
@@ -187,7 +189,7 @@ def prepass(model, feed: dict[str, np.ndarray], say: Callable[..., None] = lambd
     from ._onnx_gelu import fuse_gelu
 
     steps: list[tuple[str, Callable]] = [("names", names), ("shapes", _infer_shapes), ("simplify", _simplify),
-                                         ("opset", _upgrade_opset), ("gelu", fuse_gelu)]
+                                         ("opset", _upgrade_opset)] + ([("gelu", fuse_gelu)] if gelu else [])
     for step, apply in steps:
         candidate = onnx.ModelProto()
         candidate.CopyFrom(result.model)

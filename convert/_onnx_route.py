@@ -308,11 +308,13 @@ def onnx_route(model, declared: Optional[Sequence[Declared]], contract: ModelCon
     graphs: dict[tuple, _Graph] = {}
 
     def graph(plan: tuple) -> _Graph:
-        batch, keep_open = plan
+        batch, keep_open, *rest = plan
+        gelu = not rest  # (batch, open, "opset15"): onnx-tf's graph, no opset-20 Gelu
         if plan not in graphs:
             passed = prepass(prepare(model.proto, as_graph if keep_open else declared, model.output_map, batch),
-                             feed, say)
-            path = root / (names[0] if plan == (None, False) else f".{batch}{'o' * keep_open}-{names[0]}")
+                             feed, say, gelu=gelu)
+            path = root / (names[0] if plan == (None, False) else f".{batch}{'o' * keep_open}{'' if gelu else 'f'}-"
+                                                                 f"{names[0]}")
             onnx.save(passed.model, str(path))
             graphs[plan] = _Graph(path, passed, batch)
         return graphs[plan]
@@ -325,7 +327,7 @@ def onnx_route(model, declared: Optional[Sequence[Declared]], contract: ModelCon
         for backend, plan, unroll in _plans(backends, batches, graph, dynamic):
             if backend in missing_op:
                 continue
-            g, batch = graph(plan), plan[0]
+            g, batch = graph(plan if backend is OnnxBackend.ONNX2TF else plan + ("opset15",)), plan[0]
             say(f"   ONNX -> TensorFlow with {backend.value}" + (f" (batch fixed to {batch})" if batch else "")
                 + (", open dimensions left open" if plan[1] else "") + (", recurrent layers unrolled" if unroll else ""),
                 flush=True)
