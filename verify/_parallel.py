@@ -65,7 +65,7 @@ def verify_models(folders: list[ModelFolder], options: VerifyOptions,
     try:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start_worker,
                                  initargs=(threads, lines)) as pool:
-            futures = {pool.submit(verify_folder, folders[i], options, threads): i for i in order}
+            futures = {pool.submit(_verify_in_worker, folders[i], options, threads): i for i in order}
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             for future in pending:
                 future.cancel()
@@ -98,6 +98,14 @@ def verify_folder(folder: ModelFolder, options: VerifyOptions, threads: Optional
                                  budgets=parse_overrides(options.budgets), **kwargs)
     write_model_report(folder.root, source, verification)
     return verification
+
+
+def _verify_in_worker(folder: ModelFolder, options: VerifyOptions, threads: int) -> ModelVerification:
+    """verify_folder() in a worker: the result crosses back by pickle, so the in-process baseline (the source's
+    evaluation set, which holds its decode functions) stays behind; nothing the caller reads needs it."""
+    result = verify_folder(folder, options, threads)
+    result.baseline = None
+    return result
 
 
 def verify_pairs(pairs, options: VerifyOptions, jobs: Optional[int] = None) -> list[ModelVerification]:
