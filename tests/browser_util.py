@@ -29,16 +29,24 @@ def chromium_path() -> str:
 
 
 @contextlib.contextmanager
-def browser_page() -> Iterator[tuple[object, list[str]]]:
-    """A fresh page plus the list its console errors and page errors are collected into."""
+def chromium() -> Iterator[object]:
+    """Headless Debian Chromium driven by Playwright; each `page_with_errors(browser)` is a fresh page in its own
+    browser context (no cookies, storage or cache shared with another page)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
         try:
-            yield page_with_errors(browser)
+            yield browser
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def browser_page() -> Iterator[tuple[object, list[str]]]:
+    """A fresh page plus the list its console errors and page errors are collected into."""
+    with chromium() as browser:
+        yield page_with_errors(browser)
 
 
 def page_with_errors(browser) -> tuple[object, list[str]]:

@@ -13,6 +13,25 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")  # else tensorflowjs -> tfdf imports IPython
 
+REUSE_ENV = "EDGEPROOF_TEST_REUSE_TRAINED"
+# Which session fixtures read their results back from a reused folder instead of computing them (developer
+# shortcut, see fast_trained). A test that compares a fixture's in-memory results with the files it wrote must not
+# run on loaded results: it would compare a file with itself. Use `loaded_from_disk(stage)`.
+LOADED: dict[str, bool] = {"trained": False, "converted": False, "verified": False}
+
+
+def loaded_from_disk(stage: str) -> bool:
+    """True when the session fixture of `stage` (trained / converted / verified) read its results from the
+    EDGEPROOF_TEST_REUSE_TRAINED folder rather than computing them in this session."""
+    return LOADED[stage]
+
+
+def skip_self_comparison(stage: str, what: str) -> None:
+    """An explicit, printed skip for a check that would compare a reused file with itself."""
+    if loaded_from_disk(stage):
+        pytest.skip(f"{REUSE_ENV} is set: the {stage} results were read back from the files, so {what} would compare "
+                    f"them with themselves (CI never sets it; this check runs there)")
+
 
 def run_python(code: str, python: str | Path = sys.executable, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run code in a fresh interpreter (so sys.modules reflects only what that code imported)."""
@@ -35,24 +54,35 @@ def test_output() -> Path:
 @pytest.fixture(scope="session")
 def fast_trained(tmp_path_factory):
     """All ten reference models trained once on their fast profiles, shared by the test modules."""
-    import json
     import shutil
 
     from edgeproof import Framework, training_order
     from edgeproof.train import TrainResult, train
 
     artifacts = tmp_path_factory.mktemp("fast-artifacts")
-    reuse = os.environ.get("EDGEPROOF_TEST_REUSE_TRAINED")
+    reuse = os.environ.get(REUSE_ENV)
     if reuse:  # developer shortcut: a fast-artifacts folder made earlier by these fixtures (never set in CI);
         # conversion and verification are reused too when every model has them
         print(f"\nEDGEPROOF_TEST_REUSE_TRAINED: reusing the fast artifacts in {reuse}, not training")
         shutil.copytree(reuse, artifacts, dirs_exist_ok=True)
-        return artifacts, {(n, f.value): TrainResult(**json.loads(
-            (artifacts / n / f.value / "training" / "metrics.json").read_text()))
-            for n in training_order() for f in Framework}
+        LOADED["trained"] = True
+        return artifacts, {(n, f.value): _reused_result(TrainResult, artifacts, n, f.value)
+                           for n in training_order() for f in Framework}
     results = {(name, f.value): train(name, f, "fast", artifacts=artifacts)
                for name in training_order() for f in Framework}
     return artifacts, results
+
+
+def _reused_result(result_class, artifacts: Path, name: str, framework: str):
+    """A TrainResult read from a reused folder's metrics.json, its paths pointing into the session's copy (the
+    file names the folder it was trained in, which may be gone or changed since)."""
+    import json
+
+    root = artifacts / name / framework
+    fields = json.loads((root / "training" / "metrics.json").read_text())
+    fields.update(checkpoint=str(root / "checkpoint"), metrics_path=str(root / "training" / "metrics.json"),
+                  curve_path=str(root / "training" / "curve.png"))
+    return result_class(**fields)
 
 
 @pytest.fixture(scope="session")
@@ -65,8 +95,9 @@ def fast_converted(fast_trained):
     from edgeproof.train import model_dir
 
     artifacts, _ = fast_trained
-    if os.environ.get("EDGEPROOF_TEST_REUSE_TRAINED") and all(  # developer shortcut, see fast_trained
+    if os.environ.get(REUSE_ENV) and all(  # developer shortcut, see fast_trained
             (model_dir(artifacts, n, f) / "conversion.json").exists() for n in training_order() for f in Framework):
+        LOADED["converted"] = True
         return artifacts, {(n, f.value): load_records(model_dir(artifacts, n, f))
                            for n in training_order() for f in Framework}
     records = {(name, f.value): convert(name, f, artifacts=artifacts, representative_samples=64, progress=False)
@@ -82,8 +113,9 @@ def fast_verified(fast_converted):
     from edgeproof.verify import ModelVerification, Reference, load_verdicts
 
     artifacts, _ = fast_converted
-    if os.environ.get("EDGEPROOF_TEST_REUSE_TRAINED") and all(  # developer shortcut, see fast_trained
+    if os.environ.get(REUSE_ENV) and all(  # developer shortcut, see fast_trained
             (model_dir(artifacts, n, f) / "parity.json").exists() for n in training_order() for f in Framework):
+        LOADED["verified"] = True
         loaded = {(n, f.value): load_verdicts(model_dir(artifacts, n, f)) for n in training_order() for f in Framework}
         return artifacts, {k: ModelVerification(Reference(**ref), verdicts) for k, (ref, verdicts) in loaded.items()}
     from edgeproof.verify._parallel import VerifyOptions, verify_pairs

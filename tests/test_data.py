@@ -193,9 +193,12 @@ def test_synthetic_linear_deterministic():
     assert np.array_equal(x, x2) and np.array_equal(y, y2)
     rng = np.random.default_rng(42)
     x_ref = rng.uniform(0, 10, size=(100, 1))
+    # atol 1e-5: y up to ~35 stored as float32 (eps 1.2e-7 * 35 = 4e-6)
     assert np.allclose(x, x_ref) and np.allclose(y, 2.5 * x_ref + 5 + rng.normal(0, 2, size=(100, 1)), atol=1e-5)
     assert 0 <= x.min() and x.max() < 10
     w, b = np.polyfit(x[:, 0], y[:, 0], 1)
+    # least squares on 100 points, noise sd 2, x ~ U(0, 10) (sd 2.89): standard errors 2 / (10 * 2.89) = 0.07 for
+    # the slope and 2 * sqrt(1/100 + 5^2 / (100 * 8.33)) = 0.40 for the intercept; 0.3 and 1.5 are ~4 of them
     assert abs(w - 2.5) < 0.3 and abs(b - 5) < 1.5
     data = D.load_dataset("synthetic_linear")
     assert np.array_equal(data["x_train"], x) and not np.array_equal(data["x_test"], x)

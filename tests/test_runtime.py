@@ -58,12 +58,19 @@ def test_every_pi_bundle_matches_its_reference_within_budget(pi_bundles, name):
 def test_raw_inputs_for_every_task(pi_bundles, tmp_path):
     from edgeproof.train._data import load_mnist
 
-    _, out, _ = pi_bundles
+    artifacts, out, _ = pi_bundles
     digits = load_mnist()
     cnn = Model.load(_bundles(out, "mnist_cnn")[0])
     result = cnn(digits["x_test"][:50])
-    assert np.mean(result["class"] == digits["y_test"][:50]) >= 0.8  # fast profile, raw uint8 pixels
     assert result["probabilities"].shape == (50, 10)
+    # raw uint8 pixels through the bundle's own preprocessing give the reference model's decisions on the same
+    # digits scaled as in training (x / 255): at least the bundle's top-1 agreement budget
+    reference = _reference(artifacts, cnn.manifest)({"image": digits["x_test"][:50, ..., None].astype(np.float32) / 255})
+    agreement = np.mean(result["class"] == reference.argmax(-1))
+    assert agreement >= cnn.manifest["verdict"]["budget"]["min_top1_agreement"], agreement
+    # and most are right: the fast CNN must beat 90 % (test_train.py's bar); on 50 digits at 90 % that is 45 right
+    # with a binomial sd of sqrt(50 * 0.9 * 0.1) = 2.1, and 40 (80 %) is 2.4 sd below (measured: 49 of 50)
+    assert np.mean(result["class"] == digits["y_test"][:50]) >= 0.8
 
     lstm = Model.load(_bundles(out, "imdb_lstm")[0])
     r = lstm(["a wonderful, moving film", "the worst movie i have ever seen"])
@@ -80,7 +87,9 @@ def test_raw_inputs_for_every_task(pi_bundles, tmp_path):
 
     linreg = Model.load(_bundles(out, "linreg")[0])
     y = linreg([0.0, 1.0])["y"]
-    assert 1.0 < y[1] - y[0] < 4.0  # the slope is about 2.5
+    # the data's slope is 2.5 (y = 2.5x + 5 + N(0, 2^2), DESIGN.md); the fast fits are 2.69 (Keras) and 2.67
+    # (PyTorch), 0.15-0.17 above the least-squares slope of their 100 points (training metrics.json): within 0.5
+    assert abs((y[1] - y[0]) - 2.5) < 0.5, y
 
 
 def test_run_and_bench_commands(pi_bundles, tmp_path):
@@ -114,19 +123,39 @@ def test_run_and_bench_commands(pi_bundles, tmp_path):
     assert stats["threads"] == 2 and stats["load_ms"] > 0
 
 
+def _same_file_tolerance(bundle, manifest: dict, expected: np.ndarray) -> np.ndarray:
+    """How far tflite-runtime 2.14 may be from ai-edge-litert on the same .tflite and the same inputs, element by
+    element. Not the parity budget (which measures a conversion): both run the very same graph and weights, only
+    their kernels' arithmetic differs. The rule is the bundles' golden self-test's (deploy/_selftest.py), measured
+    across these two interpreters with scripts/selftest_spread.py on the fast bundles:
+    - fp32, fp16 (weights dequantized to float32 at load): every pair of runs within 2.9e-6 -> 1e-5 + 1e-4 |x|
+    - dynamic: tflite-runtime 2.14's hybrid LSTM kernels differ from ai-edge-litert by 3.5e-4 -> 1e-3 + 1e-4 |x|
+    - int8: outputs move in whole quantization steps, between these two interpreter families up to 16 steps
+      (on 14 % of the elements) -> 16 steps of the output's own step, read from the .tflite"""
+    from edgeproof.deploy._selftest import INT8_OUTLIER_STEPS, tolerance_for
+
+    tol = tolerance_for(bundle / manifest["model_file"], manifest["mode"])
+    if manifest["mode"] == "int8":
+        return np.full(expected.shape, tol["outlier_atol"] * 1.0001)  # INT8_OUTLIER_STEPS steps, float rounding
+    assert tol["outlier_fraction"] == 0.0 and INT8_OUTLIER_STEPS  # float rules: no element outside
+    return tol["atol"] + tol["rtol"] * np.abs(expected)
+
+
 @pytest.mark.edge
 def test_the_pi_tarball_runs_in_the_runtime_only_environment(pi_bundles, edge_python, tmp_path):
-    """Unpack the tarball, run every bundle with tflite-runtime (numpy<2, no TensorFlow) and compare
-    with the main environment's outputs within each bundle's budget."""
+    """Unpack the tarball and run EVERY bundle with tflite-runtime 2.14 (numpy<2, no TensorFlow): each one either
+    runs and gives the main environment's outputs for the same file (within float tolerance, not the parity
+    budget), or is refused with the fix because its manifest says tflite-runtime 2.14 lacks one of its ops."""
     artifacts, out, result = pi_bundles
     with tarfile.open(result.package) as tar:
         tar.extractall(tmp_path / "pi", filter="data")
     assert "pip install \"edgeproof[litert]\"" in (tmp_path / "pi" / "README.md").read_text()
     bundles = sorted((tmp_path / "pi" / "bundles").iterdir())
     assert [b.name for b in bundles] == [b.name for b in _bundles(out)]
-    expected = {}
+    expected, manifests = {}, {}
     for bundle in bundles:
-        spec = get_spec(json.loads((bundle / "manifest.json").read_text())["model"])
+        manifests[bundle.name] = json.loads((bundle / "manifest.json").read_text())
+        spec = get_spec(manifests[bundle.name]["model"])
         probes = spec.probe_inputs()
         np.savez(tmp_path / f"{bundle.name}.npz", **probes)
         expected[bundle.name] = Model.load(bundle).predict(probes)
@@ -149,17 +178,22 @@ def test_the_pi_tarball_runs_in_the_runtime_only_environment(pi_bundles, edge_py
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert not report["tf"] and report["numpy"].startswith("1.")
-    assert set(report["interpreters"].values()) == {"tflite_runtime"}
-    for bundle in bundles:
-        manifest = json.loads((bundle / "manifest.json").read_text())
-        if not manifest["runtime_requirements"]["tflite_runtime_2_14"]:
-            # predicted by the manifest (op versions): refused with the fix, never run wrongly
-            assert "install ai-edge-litert" in report["refused"][bundle.name], bundle.name
-            continue
-        assert bundle.name in report["interpreters"], report["refused"].get(bundle.name)
-        edge = np.load(tmp_path / f"edge-{bundle.name}.npy")
-        assert np.abs(edge - expected[bundle.name]).max() <= manifest["verdict"]["budget"]["max_abs_error"], bundle.name
-    assert len(report["interpreters"]) >= len(bundles) // 2
+    # every bundle is accounted for: refused exactly where the manifest predicts it (with the fix), run elsewhere
+    predicted = {name for name, m in manifests.items() if not m["runtime_requirements"]["tflite_runtime_2_14"]}
+    assert set(report["refused"]) == predicted, report["refused"]
+    assert set(report["interpreters"]) == set(manifests) - predicted
+    assert set(report["interpreters"].values()) <= {"tflite_runtime"}
+    for name in predicted:
+        assert "install ai-edge-litert" in report["refused"][name], name
+        print(f"{name}: refused by tflite-runtime 2.14 as predicted: {report['refused'][name]}")
+    for name in sorted(report["interpreters"]):
+        edge = np.load(tmp_path / f"edge-{name}.npy")
+        diff = np.abs(edge.astype(np.float64) - expected[name])
+        tolerance = _same_file_tolerance(tmp_path / "pi" / "bundles" / name, manifests[name], expected[name])
+        print(f"{name}: tflite-runtime 2.14 vs ai-edge-litert max |diff| {diff.max():.3g} "
+              f"(tolerance there {tolerance.flat[diff.argmax()]:.3g}; parity budget "
+              f"{manifests[name]['verdict']['budget']['max_abs_error']:.3g})")
+        assert (diff <= tolerance).all(), (name, float(diff.max()))
 
 
 def test_android_readme_matches_the_manifests(fast_verified, tmp_path):

@@ -120,3 +120,17 @@ def test_nchw_artifacts_get_transposed_inputs():
     x = np.arange(2 * 28 * 28, dtype=np.float32).reshape(2, 28, 28, 1)
     fed = to_artifact(BINDINGS[1], x)
     assert fed.shape == (2, 1, 28, 28) and np.array_equal(fed[:, 0], x[..., 0])
+
+
+def test_outputs_come_back_element_for_element_by_hand():
+    """from_artifact keeps every output value where the artifact put it: float outputs as they are, int8 outputs
+    dequantized one by one as (q - zero_point) * scale, NCHW feature maps moved to NHWC, values checked by hand."""
+    probs = TensorBinding("probabilities", "Identity", (-1, 3), "float32", "NF", "NF")
+    assert from_artifact(probs, np.array([[0.1, 0.7, 0.2]], np.float32)).tolist() == [
+        [np.float32(0.1), np.float32(0.7), np.float32(0.2)]]
+    q = TensorBinding("probabilities", "Identity", (-1, 4), "int8", "NF", "NF", {"scale": [0.5], "zero_point": [-2]})
+    # (q - (-2)) * 0.5: -2 -> 0.0, 0 -> 1.0, 3 -> 2.5, 127 -> 64.5
+    assert from_artifact(q, np.array([[-2, 0, 3, 127]], np.int8)).tolist() == [[0.0, 1.0, 2.5, 64.5]]
+    maps = TensorBinding("maps", "out", (-1, 2, 1, 3), "float32", "NCHW", "NHWC")
+    nchw = np.array([[[[1, 2, 3]], [[4, 5, 6]]]], np.float32)  # channel 0: 1 2 3, channel 1: 4 5 6 along W
+    assert from_artifact(maps, nchw).tolist() == [[[[1, 4], [2, 5], [3, 6]]]]

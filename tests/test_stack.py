@@ -50,6 +50,8 @@ def tiny_torch_onnx(tmp_path_factory):
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     reference = model(torch.from_numpy(x)).detach().numpy()
     ort_out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+    # float32 all the way, outputs of O(1) from 144-term dot products: reassociation in another runtime moves them by
+    # ~sqrt(144) * 1.2e-7 ~ 1.4e-6; 1e-5 is 7x that (a wrong weight or layout is off by O(0.1))
     np.testing.assert_allclose(ort_out, reference, atol=1e-5)
     return path, x, reference
 
@@ -99,6 +101,8 @@ def test_torch_onnx_to_tflite_through_onnx2tf(tiny_torch_onnx, tmp_path):
     assert tflite.exists(), sorted(p.name for p in (tmp_path / "tf").iterdir())
     # onnx2tf turns the NCHW input into NHWC: feed the transposed probe.
     _, out = run_tflite(tflite, np.transpose(x, (0, 2, 3, 1)))
+    # 1e-4: onnx2tf / onnx-tf rewrite the graph (NCHW -> NHWC transposes, fused bias) on top of the 1e-5 float32
+    # reassociation bound above; a transposed or wrong weight moves the logits by O(0.1)
     np.testing.assert_allclose(out, reference, atol=1e-4)
 
 
@@ -110,9 +114,12 @@ def test_torch_onnx_to_tensorflow_through_onnx_tf_compat(tiny_torch_onnx, tmp_pa
     tf = import_tensorflow()
     path, x, reference = tiny_torch_onnx
     rep = prepare(onnx.load(str(path)))
+    # 1e-4: see test_torch_onnx_to_tflite_through_onnx2tf
     np.testing.assert_allclose(rep.run({"image": x})["logits"], reference, atol=1e-4)
     export_saved_model(rep, str(tmp_path / "saved"))
     converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "saved"))
     (tmp_path / "m.tflite").write_bytes(converter.convert())
     _, out = run_tflite(tmp_path / "m.tflite", x)  # onnx-tf keeps NCHW at the model's edge
+    # 1e-4: onnx2tf / onnx-tf rewrite the graph (NCHW -> NHWC transposes, fused bias) on top of the 1e-5 float32
+    # reassociation bound above; a transposed or wrong weight moves the logits by O(0.1)
     np.testing.assert_allclose(out, reference, atol=1e-4)

@@ -192,6 +192,8 @@ def test_word_round_trip_multi30k(multi30k, en_tok, de_tok, side):
         if not re.search(r"\"|&| '", text):  # spaced quotes: the detokenizer cannot know
             assert out == " ".join(text.lower().split()), text
             exact += 1
+    # measured on train[:500] with the 8000-word vocabularies: en 500 sentences fully in vocabulary (1 with a spaced
+    # quote), de 443 (none): at least 400 round trips, and the quote exemption may cover at most 5 (1 %) of them
     assert checked >= 400 and exact >= checked - 5
 
 

@@ -32,22 +32,64 @@ def trained(fast_trained):
     return fast_trained
 
 
+def fast_data(name: str):
+    """The fast profile's TaskData (the arrays training and evaluation used)."""
+    from edgeproof.train._data import load_dataset
+
+    spec = get_spec(name)
+    return spec.prepare_data(load_dataset(spec.dataset), spec.profile("fast"), 0)
+
+
+def binomial_sd(p: float, n: int) -> float:
+    """Standard deviation, in percentage points, of an accuracy measured on n examples when the true rate is p."""
+    return 100 * float(np.sqrt(p * (1 - p) / n))
+
+
+def unigram_cross_entropy(data) -> float:
+    """The loss of a translator that ignores the source and the prefix and predicts English word frequencies (the
+    training targets' counts, add-one smoothed), measured like the training loss: per sentence, over its
+    non-padding target tokens, then averaged over the test sentences."""
+    counts = np.bincount(data.y_train[data.y_train != 0].ravel(), minlength=get_spec("translator").architecture["tgt_vocab"])
+    logp = np.log((counts + 1.0) / (counts + 1.0).sum())
+    return float(np.mean([-logp[row[row != 0]].mean() for row in data.y_test]))
+
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("name", model_names())
 def test_fast_profile_beats_a_trivial_baseline(trained, name, framework):
+    """Each bar is a trivial model's score on the same fast test split plus a margin derived beside it. Measured on
+    the fast checkpoints (2026-11-24, metrics.json): linreg MSE 3.6, mnist_cnn 95.8 %, imdb_lstm 74.4 / 71.4 %,
+    mnist_gan 26.6 / 23.5 % confident, translator val_loss 4.09 / 4.00 and BLEU 1.6 / 2.5 (Keras / PyTorch)."""
     artifacts, results = trained
     result = results[name, framework]
     value = result.metric_value
-    if name == "linreg":  # predicting the training mean
-        assert value < 0.2 * result.evaluation["trivial_mse"]
-    elif name == "mnist_cnn":  # the issue's bar for the fast profile
-        assert value > 90.0
-    elif name == "imdb_lstm":  # balanced classes: chance is 50 %
-        assert value > 60.0
-    elif name == "mnist_gan":  # the untrained generator, judged by the same mnist_cnn
-        assert value >= untrained_score(name, framework, artifacts) + 5.0
-    elif name == "translator":  # per-token loss of a uniform guess is ln(V); BLEU of the untrained model
-        assert result.history[-1]["val_loss"] < 0.6 * np.log(get_spec(name).architecture["tgt_vocab"])
+    if name == "linreg":
+        # y = 2.5x + 5 + N(0, 2^2) (DESIGN.md): a perfect line leaves the noise variance, 4, as its MSE; predicting
+        # the training mean leaves trivial_mse (~58). The fit must be within twice the irreducible error.
+        assert value < 2 * 2.0 ** 2 < result.evaluation["trivial_mse"]
+    elif name in ("mnist_cnn", "imdb_lstm"):
+        n = get_spec(name).profile("fast").test_samples
+        if name == "mnist_cnn":
+            # LeCun's MNIST table: a linear classifier (1-layer NN) has 12.0 % test error, i.e. 88 % accuracy; the
+            # CNN must beat it by 3 binomial standard deviations on the fast test split (n examples)
+            baseline = 88.0
+        else:
+            # the majority class of the fast test split (IMDb is balanced overall, a subset nearly so)
+            positive = float(np.mean(fast_data(name).y_test))
+            baseline = 100 * max(positive, 1 - positive)
+        bar = baseline + 3 * binomial_sd(baseline / 100, n)
+        assert value > bar, f"{value:.1f} % <= {bar:.1f} % ({baseline:.1f} % + 3 sd on {n} examples)"
+    elif name == "mnist_gan":
+        # the untrained generator, judged by the same mnist_cnn on the same number of samples (eval_samples, 1000):
+        # each fraction has a binomial sd <= 1.6 points (p = 0.5), so 5 points is > 3 sd of the difference's noise
+        untrained = untrained_score(name, framework, artifacts)
+        assert value >= untrained + 5.0, (value, untrained)
+    elif name == "translator":
+        # a model that predicts word frequencies only scores unigram_cross_entropy (5.38 on the fast split; ln V,
+        # a uniform guess, is 8.99): the trained model must use the source and the prefix to beat it
+        assert result.history[-1]["val_loss"] < unigram_cross_entropy(fast_data(name))
+        # BLEU of the untrained model (it repeats one token) is ~0; 0.5 BLEU is under a third of the smallest
+        # fast-checkpoint gain measured (1.6 for Keras), so a decoding path that produces nothing useful fails
         assert value > untrained_score(name, framework, artifacts) + 0.5
     else:
         pytest.fail(f"no baseline for {name}: add one here")
@@ -110,15 +152,25 @@ def test_ddp_with_two_processes_follows_the_single_process_loss_curve(tmp_path):
     2-process DDP loss curve must equal the 1-process one up to float summation order."""
     one = _torchrun(1, tmp_path / "one", "linreg", 100)
     two = _torchrun(2, tmp_path / "two", "linreg", 100)
+    # rtol 1e-4: the same float32 sums in another order (two halves reduced, then averaged) differ by a few ulps
+    # per step; over 100 steps the loss curves stay within 1e-4 relative (measured: 4.2e-7 at most, 2026-11-24)
     np.testing.assert_allclose([r["loss"] for r in two], [r["loss"] for r in one], rtol=1e-4)
-    assert one[-1]["loss"] < 0.2 * one[0]["loss"]
+    # and it learned: within twice the noise variance of y = 2.5x + 5 + N(0, 2^2) (DESIGN.md), i.e. MSE < 8
+    # (measured 327.9 after the first epoch, 5.25 after the 100th)
+    assert one[-1]["loss"] < 2 * 2.0 ** 2 < one[0]["loss"]
 
 
 def test_ddp_cnn_loss_decreases_like_single_process(tmp_path):
+    """Two processes with half the batch each (the same global batch) see the same examples in another order
+    (DistributedSampler's shuffle), so their curve is not the single-process one; it must follow it to within one
+    epoch's progress: each run ends below where the other started. Measured (2026-11-24): one process 1.07 -> 0.31,
+    two 1.25 -> 0.40; both first epochs are far below ln(10) = 2.30, a uniform guess over 10 digits."""
     one = [r["loss"] for r in _torchrun(1, tmp_path / "one", "mnist_cnn", 2)]
     two = [r["loss"] for r in _torchrun(2, tmp_path / "two", "mnist_cnn", 2)]
+    print(f"mnist_cnn DDP losses: one process {one}, two processes {two}")
     assert one[1] < one[0] and two[1] < two[0]
-    assert 0.5 < two[-1] / one[-1] < 2.0
+    assert two[-1] < one[0] and one[-1] < two[0]
+    assert max(one[0], two[0]) < np.log(10)
 
 
 def test_the_gan_needs_a_judge(tmp_path):
