@@ -1,7 +1,9 @@
 """JSON files of a bundle read as hostile input: bounded size, bounded nesting, strict numbers."""
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -10,6 +12,38 @@ from typing import Any, Callable
 MAX_JSON_BYTES = 64 * 2**20
 # Nesting: the deepest real structure is ~5 levels (manifest -> verdict -> failures -> entry).
 MAX_DEPTH = 64
+
+
+# The recursion limit json's C decoder runs under. Some libraries raise the interpreter's limit for good (onnx2tf
+# sets it to 2**31 - 1 when imported), and then 100 000 nested '[' overflow the C stack: a segmentation fault, not a
+# RecursionError. Far above MAX_DEPTH, far below what a thread's stack holds.
+_DECODE_RECURSION_LIMIT = 2000
+
+
+@contextlib.contextmanager
+def _bounded_recursion():
+    """The interpreter's recursion limit at most _DECODE_RECURSION_LIMIT (plus the caller's depth) while inside."""
+    old = sys.getrecursionlimit()
+    if old <= _DECODE_RECURSION_LIMIT:
+        yield
+        return
+    try:
+        sys.setrecursionlimit(_DECODE_RECURSION_LIMIT + len(_frames()))
+    except RecursionError:  # already deeper than that: leave the limit alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+def _frames() -> list:
+    frames, frame = [], sys._getframe()
+    while frame is not None:
+        frames.append(frame)
+        frame = frame.f_back
+    return frames
 
 
 def _reject_constant(name: str) -> float:
@@ -46,7 +80,8 @@ def read_json(path: Path, error: Callable[[str], Exception], max_bytes: int = MA
                     f"bundle's JSON files; the bundle is damaged, deploy it again")
     try:
         text = raw.decode("utf-8")
-        data = json.loads(text, parse_constant=_reject_constant)
+        with _bounded_recursion():
+            data = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
         raise error(f"{path} is nested too deeply to be a bundle file; the bundle is damaged, deploy it again") from None
     except UnicodeDecodeError as err:

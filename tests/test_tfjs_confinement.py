@@ -186,3 +186,22 @@ def test_a_mutated_model_json_passes_or_is_refused_cleanly(tmp_path_factory, key
     except TfjsModelError:
         pass
     assert os.path.getsize(folder / "w.bin") == 16  # nothing was written or moved
+
+
+def test_deep_nesting_is_refused_even_after_a_library_lifted_the_recursion_limit(tmp_path):
+    """onnx2tf sets the interpreter's recursion limit to 2**31 - 1 when imported; json's C decoder then overflowed
+    the C stack on 100 000 nested '[' (a segmentation fault in the test run after the ONNX tests), instead of the
+    RecursionError read_json turns into a one-line refusal."""
+    from .conftest import run_python
+
+    deep = tmp_path / "deep" / "model.json"
+    deep.parent.mkdir()
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    code = ("import sys; sys.setrecursionlimit(2**31 - 1)\n"
+            "from edgeproof.verify._tfjs_node import TfjsModelError, check_model_json\n"
+            f"try:\n    check_model_json({str(deep)!r})\nexcept TfjsModelError as err:\n    print('refused:', err)\n"
+            "print('limit', sys.getrecursionlimit())")
+    run = run_python(code)
+    assert run.returncode == 0, run.stderr[-2000:]  # -11 was the segmentation fault
+    assert "refused:" in run.stdout and "nested too deeply" in run.stdout
+    assert f"limit {2**31 - 1}" in run.stdout  # the caller's limit is given back
