@@ -10,6 +10,7 @@ from typing import Iterable, Optional
 from edgeproof import _log
 from edgeproof._quant import QuantMode, Target
 from edgeproof._spec import Framework
+from edgeproof.errors import EdgeproofError
 
 from ._artifact import ArtifactRecord, TensorInfo
 from ._cells import convert_cells
@@ -99,8 +100,12 @@ def _static_batch_retry(source: Source, root: Path, configs, records: list[Artif
         say(f"   batch-1 export failed: {type(err).__name__}: {str(err)[:200]}", flush=True)
         return records
     why = {c.key: r.reason for c, r in failed}
-    feed = None if calibration is None else fixed.bound.feed(source.calibration(max(c.representative_samples
-                                                                                    for c, _ in failed)))
+    try:
+        feed = None if calibration is None else fixed.bound.feed(source.calibration(max(c.representative_samples
+                                                                                        for c, _ in failed)))
+    except (ValueError, EdgeproofError) as err:  # calibration data the graph cannot take: the first reasons stand
+        say(f"   batch-1 retry skipped: its calibration data does not fit ({str(err)[:200]})", flush=True)
+        return records
     retried = convert_cells(source.name, source.framework, root, [c for c, _ in failed], fixed.bound.path, feed,
                             fixed.route, notes, 0.0, _describer(source, fixed), say)
     by_key = {r.key: r for r in retried if r.status == "ok"}

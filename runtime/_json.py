@@ -64,9 +64,10 @@ def _depth(value: Any, limit: int) -> int:
 
 
 def read_json(path: Path, error: Callable[[str], Exception], max_bytes: int = MAX_JSON_BYTES,
-              max_depth: int = MAX_DEPTH) -> Any:
+              max_depth: int = MAX_DEPTH, fix: str = "the bundle is damaged, deploy it again") -> Any:
     """Parse `path` as strict JSON; every failure is `error(message)` naming the file and the fix.
 
+    `fix` ends every message: what to do about a bad file of this kind.
     Python's json raises RecursionError on deeply nested input (100 000 '[' ): caught here, and
     anything nested deeper than `max_depth` is refused too.
     """
@@ -77,18 +78,17 @@ def read_json(path: Path, error: Callable[[str], Exception], max_bytes: int = MA
         raise error(f"{path}: cannot read it ({err.strerror or err})") from None
     if size > max_bytes:
         raise error(f"{path} is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB limit for a "
-                    f"bundle's JSON files; the bundle is damaged, deploy it again")
+                    f"bundle's JSON files; {fix}")
     try:
         text = raw.decode("utf-8")
         with _bounded_recursion():
             data = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
-        raise error(f"{path} is nested too deeply to be a bundle file; the bundle is damaged, deploy it again") from None
+        raise error(f"{path} is nested too deeply to be a bundle file or model; {fix}") from None
     except UnicodeDecodeError as err:
-        raise error(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); the bundle is damaged, "
-                    f"deploy it again") from None
+        raise error(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); {fix}") from None
     except ValueError as err:  # JSONDecodeError, NaN/Infinity
-        raise error(f"{path} is not valid JSON ({err}); the bundle is damaged, deploy it again") from None
+        raise error(f"{path} is not valid JSON ({err}); {fix}") from None
     if _depth(data, max_depth) > max_depth:
-        raise error(f"{path} is nested more than {max_depth} levels deep; the bundle is damaged, deploy it again")
+        raise error(f"{path} is nested more than {max_depth} levels deep; {fix}")
     return data

@@ -13,7 +13,14 @@ def test_tfjs_from_node_modules_runs_on_cpu_and_wasm(tmp_path):
     node_modules = REPO / "web_demo" / "node_modules" / "@tensorflow"
     if not node_modules.exists():
         pytest.fail("web_demo/node_modules is missing: run `scripts/setup.sh web` (make test does it)")
-    (tmp_path / "node_modules").symlink_to(REPO / "web_demo" / "node_modules")
+    # copies, not a symlink: the project's server (deploy/_server.py) refuses paths whose real location leaves
+    # the served folder
+    wanted = ["tfjs/dist/tf.min.js", "tfjs-backend-wasm/dist/tf-backend-wasm.min.js",
+              *(str(p.relative_to(node_modules)) for p in (node_modules / "tfjs-backend-wasm" / "dist").glob("*.wasm"))]
+    for rel in wanted:
+        dest = tmp_path / "node_modules" / "@tensorflow" / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(node_modules / rel, dest)
     shutil.copy(REPO / "tests" / "assets" / "tfjs_smoke.html", tmp_path / "index.html")
     with serve(tmp_path) as url, browser_page() as (page, errors):
         page.goto(f"{url}/index.html")

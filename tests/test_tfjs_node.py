@@ -210,7 +210,7 @@ def test_missing_or_corrupt_model_names_the_file(runner, models, tmp_path):
         runner.load(missing)
     corrupt = tmp_path / "model.json"
     corrupt.write_text('{"format": "graph-model", "modelTop')
-    with pytest.raises(TfjsRuntimeError, match=rf"model.json {corrupt} is not valid JSON"):
+    with pytest.raises(TfjsRuntimeError, match=rf"{corrupt} is not valid JSON .*; convert the model again"):
         runner.load(corrupt)
     with pytest.raises(TfjsRuntimeError, match="no model loaded"):
         runner.predict({"x": np.zeros((1, 4), np.float32)})

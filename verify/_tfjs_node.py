@@ -99,7 +99,8 @@ def check_model_json(model_json: Path) -> dict[str, Any]:
     model_json = Path(model_json)
     if not model_json.is_file():
         raise TfjsModelError(f"{model_json}: no such model.json")
-    data = read_json(model_json, TfjsModelError, max_bytes=MAX_MODEL_JSON_BYTES)
+    data = read_json(model_json, TfjsModelError, max_bytes=MAX_MODEL_JSON_BYTES,
+                     fix="convert the model again (edgeproof convert) or restore the original file")
     if not isinstance(data, dict) or not isinstance(data.get("modelTopology"), dict):
         raise TfjsModelError(f"{model_json} has no modelTopology object: not a TF.js model")
     groups = data.get("weightsManifest", [])
