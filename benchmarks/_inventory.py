@@ -127,7 +127,11 @@ def _bundles(deploy: Path, target: str) -> list[Bundle]:
     for entry in index.get("bundles", []):
         folder = deploy / target / entry["bundle"]
         if folder.is_dir():
-            out.append(_bundle(folder, target))
+            bundle = _bundle(folder, target)
+            # the web site also carries the Pi's .tflite files for LiteRT.js: those are timed from the Pi
+            # bundles (RESULTS.md, "Against native TFLite"), the web list is the TF.js models
+            if target != "web" or bundle.artifact_target == "tfjs":
+                out.append(bundle)
     return out
 
 

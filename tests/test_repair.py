@@ -20,8 +20,9 @@ def _small_cnn(path):
     keras = import_tf_keras()
     keras.utils.set_random_seed(3)
     x = keras.Input((12, 12, 1), name="image")
-    h = keras.layers.Conv2D(8, 3, activation="relu")(x)
-    h = keras.layers.Conv2D(8, 3, activation="relu")(h)
+    # named layers: Keras numbers unnamed ones per process (conv2d_12 after other tests built models)
+    h = keras.layers.Conv2D(8, 3, activation="relu", name="conv_a")(x)
+    h = keras.layers.Conv2D(8, 3, activation="relu", name="conv_b")(h)
     out = keras.layers.Dense(4, activation="softmax", name="probs")(keras.layers.Flatten()(h))
     model = keras.Model(x, out)
     model.save(path)
@@ -67,7 +68,7 @@ def test_a_failing_int8_climbs_the_ladder_and_stops_at_the_first_passing_recipe(
     assert verdicts["tflite/int8"].status.value == "fail"  # the original cell stays visible as failed
     assert verdicts["tflite/int8-16x8"].status.value == "pass" and verdicts["tflite/int8-16x8"].recipe
     attribution = json.loads((result.root / outcome.attribution).read_text())
-    assert {l["source"] for l in attribution["layers"]} >= {"conv2d", "conv2d_1", "probs"}
+    assert {l["source"] for l in attribution["layers"]} >= {"conv_a", "conv_b", "probs"}
     assert attribution["split"]["added_by_quantization"] > attribution["split"]["fp32_conversion"]
 
 

@@ -26,6 +26,10 @@ def source_name(tensor: str, onnx_names: dict[str, str]) -> str:
     for safe, original in onnx_names.items():
         if safe and safe in first:
             return original
+    for name in tensor.split(";"):  # a fused op names every op it holds: the first with a layer path wins
+        parts = [p for p in name.split("/") if p and not p.startswith("StatefulPartitionedCall")]
+        if len(parts) > 2:
+            return parts[1]
     parts = [p for p in first.split("/") if p]
     return parts[1] if len(parts) > 2 else (parts[-2] if len(parts) > 1 else first)
 
