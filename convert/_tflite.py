@@ -44,12 +44,13 @@ def convert_saved_model(saved_model: Path, config: QuantConfig,
 
 
 def _check_calibration(saved_model: Path, calibration: dict[str, np.ndarray]) -> None:
-    """Calibration data must match the model's inputs by name and per-example shape."""
+    """Calibration data must match the model's inputs by name, per-example shape and dtype (a float64 or int64
+    set would otherwise fail later, inside the converter, with a message that names no input)."""
     tf = import_tensorflow()
     _, inputs = tf.saved_model.load(str(saved_model)).signatures["serving_default"].structured_input_signature
     expected = {name: (tuple(spec.shape[1:]), spec.dtype.name) for name, spec in inputs.items()}
     got = {name: (tuple(a.shape[1:]), a.dtype.name) for name, a in calibration.items()}
-    if set(expected) != set(got) or any(expected[k][0] != got[k][0] for k in expected):
+    if set(expected) != set(got) or any(expected[k] != got[k] for k in expected):
         raise ValueError(f"int8 calibration data does not match the model's inputs: the model takes "
                          f"{expected} (per-example shape, dtype), the calibration set has {got}")
 

@@ -349,12 +349,10 @@ def test_calibration_of_the_wrong_dtype_never_becomes_an_artifact(two_input_save
                             _calibration(**changes))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (reported, not fixed here): convert/_tflite.py::_check_calibration compares "
-                   "names and per-example shapes only; its message lists dtypes but a float64 / int64 calibration set "
-                   "passes it and fails later inside the converter ('Cannot set tensor: Got value of type FLOAT64 but "
-                   "expected type FLOAT32'). Fix: compare expected[k] != got[k] (shape and dtype) on line 52.")
 @pytest.mark.parametrize("changes", [dict(features=np.zeros((8, 3), np.float64)), dict(ids=np.zeros((8, 5), np.int64))])
 def test_the_calibration_check_itself_refuses_the_wrong_dtype(two_input_saved_model, changes):
+    """The check names the dtype before the converter runs (it compared names and shapes only: a float64 set
+    failed later inside the converter, 'Cannot set tensor: Got value of type FLOAT64')."""
     from edgeproof.convert._tflite import _check_calibration
 
     with pytest.raises(ValueError, match="int8 calibration data does not match the model's inputs"):
