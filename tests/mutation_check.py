@@ -6,7 +6,8 @@ notices each one (issue 21, "tests that prove what their names say").
 What it does:
 1. Copies the checkout's files (`git ls-files --cached --others --exclude-standard`: tracked and new files, no
    ignored ones; read-only git, no worktree) into a scratch folder per run, builds the `edgeproof` package from it
-   the way /work/snapshot.sh does (pkg/edgeproof = edgeproof/ + train, convert, verify, runtime, deploy) and links
+   in place (edgeproof/ gains links to train, convert, verify, runtime and deploy, so that every edgeproof.* module
+   resolves inside the copy and never through the checkout's editable install; checked before the tests run) and links
    the checkout's .venv, .venv-edge and web_demo/node_modules.
 2. Runs every mutation's tests on the UNMUTATED copy first: they must all pass, or a failure would prove nothing.
 3. For each mutation: a fresh copy, one exact text replacement (refused if the text is not found exactly once:
@@ -103,15 +104,34 @@ def scratch_copy(dest: Path, mutation: Mutation | None) -> Path:
             raise SystemExit(f"mutation {mutation.name}: the text to replace occurs {text.count(mutation.old)} times in "
                              f"{mutation.path} (expected once): the code changed; update MUTATIONS in {__file__}")
         path.write_text(text.replace(mutation.old, mutation.new))
-    pkg = root / "pkg" / "edgeproof"
-    shutil.copytree(root / "edgeproof", pkg)
+    pkg = root / "edgeproof"  # the copy's own package, its subpackages linked in: an `edgeproof.runtime` missing
+    # here would be found by the checkout's editable install instead (the copy would run unmutated code)
     for name in PACKAGES:
         (pkg / name).symlink_to(root / name, target_is_directory=True)
     for link in LINKS:
         if (REPO / link).exists():
             (root / link).parent.mkdir(parents=True, exist_ok=True)
             (root / link).symlink_to(REPO / link, target_is_directory=True)
+    check_imports(root, mutation)
     return root
+
+
+def check_imports(root: Path, mutation: Mutation | None) -> None:
+    """Every edgeproof module the mutations touch must come from the copy, and the mutated one must hold the
+    mutation: otherwise a 'missed' would prove nothing about the tests."""
+    modules = {"runtime/_signature.py": "edgeproof.runtime._signature", "deploy/_gate.py": "edgeproof.deploy._gate",
+               "edgeproof/_tokenizers.py": "edgeproof._tokenizers"}
+    code = "import importlib, sys\nfor m in sys.argv[1:]:\n    print(importlib.import_module(m).__file__)"
+    out = subprocess.run([str(root / ".venv" / "bin" / "python"), "-c", code, *modules.values()], cwd=root,
+                         env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True)
+    files = out.stdout.split()
+    if out.returncode != 0 or len(files) != len(modules) or not all(f.startswith(str(root)) for f in files):
+        raise SystemExit(f"the scratch copy's modules do not resolve inside it ({files or out.stderr[-300:]}): "
+                         f"the check would test the checkout, not the copy")
+    if mutation is not None:
+        mutated = files[list(modules).index(mutation.path)]
+        if mutation.new.strip().splitlines()[0] not in Path(mutated).read_text():
+            raise SystemExit(f"{mutated} does not hold the mutation {mutation.name}")
 
 
 @dataclass
@@ -124,7 +144,7 @@ class Run:
 
 
 def run_tests(root: Path, tests: tuple[str, ...], reuse: Path | None, label: str) -> Run:
-    env = {**os.environ, "PYTHONPATH": str(root / "pkg"), "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "PYTHONPATH": str(root), "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     # the datasets sit beside the checkout (../shared/datasets), not beside a scratch copy
     env.setdefault("EDGEPROOF_DATA_DIR", str(REPO.parent / "shared" / "datasets"))
     env.pop("EDGEPROOF_TEST_REUSE_TRAINED", None)
