@@ -169,7 +169,10 @@ def _clean_stale_locked(parent: Path) -> list[Path]:
     for entry in sorted(parent.iterdir()):
         if not (is_temp_name(entry.name) and entry.is_dir() and not entry.is_symlink()):
             continue
-        fd = _try_lock(entry)
+        try:
+            fd = _try_lock(entry)
+        except FileNotFoundError:
+            continue  # its writer finished (or removed it) between the listing and now: nothing to clean
         if fd is None:
             continue  # a live writer's
         try:

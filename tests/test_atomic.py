@@ -173,6 +173,29 @@ def test_concurrent_writers_never_make_the_folder_disappear(tmp_path):
     assert _hidden(target.parent) == []
 
 
+def test_a_temp_folder_removed_by_its_writer_during_the_cleanup_is_skipped(tmp_path, monkeypatch):
+    """The race CI hit: another writer's temp folder is listed, then that writer finishes (its rmtree runs
+    outside the parent lock) before the cleanup opens it. The cleanup must skip it, not crash."""
+    from edgeproof import _atomic as A
+
+    target = tmp_path / "bundle"
+    _seed(target)
+    vanishing = tmp_path / ".bundle.new-abcd1234"
+    vanishing.mkdir()
+    real = A._try_lock
+
+    def gone_first(path):
+        if Path(path) == vanishing:
+            vanishing.rmdir()  # its writer's rmtree lands between iterdir() and open()
+        return real(path)
+
+    monkeypatch.setattr(A, "_try_lock", gone_first)
+    assert clean_stale(tmp_path) == []
+    with replacing_dir(target) as tmp:
+        (tmp / "x").write_text("new")
+    assert (target / "x").read_text() == "new"
+
+
 def test_folder_lock_serializes_writers(tmp_path):
     target = tmp_path / "deploy" / "pi"
     _seed(target)

@@ -250,8 +250,13 @@ class TfjsNodeRunner:
 
     def load(self, model_json: Path) -> dict[str, Any]:
         """Load a graph model.json (replacing any loaded model). Returns backend, load_ms, inputs, outputs.
-        The model.json is checked first (check_model_json): Node never sees a hostile one."""
-        check_model_json(Path(model_json))
+        The model.json is checked first (check_model_json): Node never sees a hostile one. A refused load
+        unloads the previous model too, as a failed load inside Node does: no stale model answers later."""
+        try:
+            check_model_json(Path(model_json))
+        except TfjsModelError:
+            self._request("unload")
+            raise
         return self._request("load", model=str(Path(model_json).resolve()), backend=self.backend,
                              fallback=self.fallback)
 

@@ -433,7 +433,12 @@ async function cmdMemory() {
   return { num_tensors: m.numTensors, num_bytes: m.numBytes, backend: tfjs().getBackend() };
 }
 
-const COMMANDS = { load: cmdLoad, predict: cmdPredict, greedy: cmdGreedy, time: cmdTime, memory: cmdMemory };
+async function cmdUnload() {
+  disposeModel();
+  return {};
+}
+
+const COMMANDS = { load: cmdLoad, unload: cmdUnload, predict: cmdPredict, greedy: cmdGreedy, time: cmdTime, memory: cmdMemory };
 
 async function handle(line) {
   let req;
