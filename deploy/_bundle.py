@@ -92,12 +92,17 @@ def manifest_tensors(spec: ModelContract, record) -> tuple[list[dict], list[dict
 
 
 def _self_test(spec: ModelContract, record, tmp: Path, model_file: str) -> dict:
-    """The golden self-test of a .tflite bundle: the contract's probes, this artifact's own outputs on them with
-    ai-edge-litert (and tflite-runtime 2.14 where .venv-edge exists), and the tolerance for its precision."""
-    from ._selftest import probes_in_edge_env, run_probes, tolerance_for, write_self_test
+    """The golden self-test of a bundle: the contract's probes, this artifact's own outputs on them with
+    ai-edge-litert (and tflite-runtime 2.14 where .venv-edge exists) for a .tflite, with TF.js (wasm, in
+    Node) for a TF.js bundle, and the tolerance for its precision."""
+    from ._selftest import (TFJS_FAMILY, probes_in_edge_env, run_probes, run_tfjs_probes, tfjs_tolerance,
+                            tolerance_for, write_self_test)
 
-    ins, outs = manifest_tensors(spec, record)
     probes = spec.probe_inputs()
+    if record.target != Target.TFLITE.value:
+        outputs = run_tfjs_probes(spec, record, tmp, model_file, probes)
+        return write_self_test(tmp, probes, outputs, tfjs_tolerance(), family=TFJS_FAMILY)
+    ins, outs = manifest_tensors(spec, record)
     path = tmp / model_file
     outputs = run_probes(path, ins, outs, probes)
     return write_self_test(tmp, probes, outputs, tolerance_for(path, record.mode),
@@ -115,7 +120,7 @@ def write_bundle(spec: ModelContract, root: Path, meta: dict, record, verdict, t
     with replacing_dir(dest) as tmp:
         model_file = copy_artifact(root, record, tmp)
         (tmp / "preprocessing.json").write_text(_json.dumps(meta.get("preprocessing", {})))
-        self_test = _self_test(spec, record, tmp, model_file) if record.target == Target.TFLITE.value else None
+        self_test = _self_test(spec, record, tmp, model_file)
         files = {p.name: sha256_of(p) for p in sorted(tmp.iterdir())}
         sizes = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
         runtime = None

@@ -8,7 +8,9 @@ The deploy gate calls, inside replacing_dir, after copying the model and before 
     more = probes_in_edge_env(tmp / model_file, manifest_inputs, manifest_outputs, probes)       # tflite_runtime, or {}
     manifest["self_test"] = write_self_test(tmp, probes, outputs, tolerance_for(tmp / model_file, record.mode), more)
 
-so selftest.json is covered by the manifest's sha256 list (and by the bundle signature).
+so selftest.json is covered by the manifest's sha256 list (and by the bundle signature). A TF.js
+bundle's self-test holds the outputs TF.js computed (run_tfjs_probes, family "tfjs"): the browser demo
+runs it when the bundle first loads and shows "Proven in this browser".
 """
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ class SelfTestWriteError(ValueError):
 #     own family's. A float model in an int8 bundle lands between the steps: linreg's moves only 0.75
 #     step, but 25 % of its elements by more than half a step.
 #     -> atol half a step, at most 2 % of the elements beyond it (7x the 0.29 %), none beyond 16 steps.
+TFJS_FAMILY = "tfjs"
 FLOAT_TOLERANCE = {"atol": 1e-5, "rtol": 1e-4, "outlier_fraction": 0.0, "outlier_atol": 0.0}
 DYNAMIC_TOLERANCE = {"atol": 1e-3, "rtol": 1e-4, "outlier_fraction": 0.0, "outlier_atol": 0.0}
 INT8_OUTLIER_FRACTION = 0.02
@@ -81,6 +84,13 @@ def default_tolerance(mode: str, step: Optional[float] = None) -> dict[str, floa
         return {"atol": step / 2, "rtol": 0.0, "outlier_fraction": INT8_OUTLIER_FRACTION,
                 "outlier_atol": INT8_OUTLIER_STEPS * step}
     raise SelfTestWriteError(f"no self-test tolerance rule for mode {mode!r}")
+
+
+def tfjs_tolerance() -> dict[str, float]:
+    """A TF.js bundle's self-test tolerance: every TF.js precision computes in float32 (fp16 and uint8 are
+    weight storage, dequantized at load), so the float rule; the spread between TF.js backends is in
+    docs/hostile-inputs.md ("Self-test tolerance")."""
+    return dict(FLOAT_TOLERANCE)
 
 
 def tolerance_for(model_path: Path, mode: str) -> dict[str, float]:
@@ -123,18 +133,20 @@ def _within_budget(inputs, outputs, more):
 
 
 def write_self_test(bundle_dir: Path, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray],
-                    tolerance: dict, more_outputs: Optional[dict[str, dict[str, np.ndarray]]] = None) -> dict:
+                    tolerance: dict, more_outputs: Optional[dict[str, dict[str, np.ndarray]]] = None,
+                    family: str = REFERENCE_INTERPRETER) -> dict:
     """Write `bundle_dir/selftest.json` (atomically) and return the manifest entry for key "self_test".
 
     `inputs`: canonical probe inputs by canonical input name (what Model.predict_all takes);
     `outputs`: THIS artifact's canonical outputs on them with ai-edge-litert (run_probes);
     `more_outputs`: {interpreter family: outputs} measured with other interpreters (e.g.
-    probes_in_edge_env's tflite_runtime); `tolerance`: default_tolerance / tolerance_for.
+    probes_in_edge_env's tflite_runtime); `tolerance`: default_tolerance / tolerance_for; `family`: who
+    measured `outputs` (TF.js bundles: TFJS_FAMILY, what the browser's TF.js backends compare with).
     Probes beyond the output budget (MAX_OUTPUT_BYTES per family) are left out."""
     if not inputs or not outputs:
         raise SelfTestWriteError("a self-test needs at least one input and one output")
     inputs, outputs, more_outputs = _within_budget(inputs, outputs, more_outputs or {})
-    by_interpreter = {REFERENCE_INTERPRETER: outputs, **more_outputs}
+    by_interpreter = {family: outputs, **more_outputs}
     arrays = [*inputs.values()] + [v for o in by_interpreter.values() for v in o.values()]
     batches = {len(np.asarray(v)) for v in arrays if np.asarray(v).ndim}
     if len(batches) != 1:
@@ -148,6 +160,19 @@ def write_self_test(bundle_dir: Path, inputs: dict[str, np.ndarray], outputs: di
     write_bytes_atomic(Path(bundle_dir) / FILE, json.dumps(payload, separators=(",", ":")).encode())
     return {"file": FILE, "probes": batches.pop(), "inputs": sorted(inputs), "outputs": sorted(outputs),
             "interpreters": sorted(by_interpreter), "tolerance": tol}
+
+
+def run_tfjs_probes(spec: Any, record: Any, bundle_dir: Path, model_file: str,
+                    probes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A TF.js bundle's canonical outputs on `probes`, computed by TF.js (wasm backend, 1 thread, in Node:
+    the kernels the browser's wasm backend runs) through the gate's own binding (verify's TfjsPredictor)."""
+    from dataclasses import replace
+
+    from edgeproof.verify._runners import TfjsPredictor
+    from edgeproof.verify._tfjs_node import TfjsNodeRunner
+
+    with TfjsNodeRunner("wasm") as runner:
+        return TfjsPredictor(spec, replace(record, path=model_file), Path(bundle_dir), runner)(probes)
 
 
 def run_probes(model_path: Path, manifest_inputs: Sequence[Mapping[str, Any]],

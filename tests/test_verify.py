@@ -11,7 +11,7 @@ import pytest
 
 from edgeproof import Framework, ParityBudget, ParityError, get_spec, model_names
 from edgeproof.train import model_dir
-from edgeproof.verify import Status, check_budget, load_verdicts, verify
+from edgeproof.verify import ArtifactVerdict, Status, check_budget, load_verdicts, verify
 from edgeproof.verify._browser_rows import BROWSER_RUNTIMES
 
 from . import fast_matrix
@@ -336,3 +336,20 @@ def test_verify_without_conversion_says_what_to_run(tmp_path):
 
     with pytest.raises(NotConvertedError, match="edgeproof convert --model linreg --framework torch"):
         verify("linreg", "torch", artifacts=tmp_path, progress=False)
+
+
+def test_a_cell_verified_again_drops_its_old_browser_rows(tmp_path):
+    """parity.json merges a run over earlier rows, but the browser rows of a cell verified again proved the
+    artifact as it was: they go (verify without browser runtimes must not leave a stale LiteRT.js pass)."""
+    from edgeproof.verify import ModelVerification, Reference
+    from edgeproof.verify._api import write_parity
+
+    def row(mode, browser=None):
+        return ArtifactVerdict("m", "keras", "tflite", mode, "route", Status.PASS, browser=browser)
+
+    ref = Reference("m", "keras", "fast", "accuracy", 0.9, {}, 10, 4)
+    first = [row("fp32"), row("fp32", "litertjs-wasm"), row("fp16"), row("fp16", "litertjs-wasm")]
+    write_parity(tmp_path, ModelVerification(ref, first))
+    write_parity(tmp_path, ModelVerification(ref, [row("fp32")]))  # fp32 again, no browser runtime
+    rows = json.loads((tmp_path / "parity.json").read_text())["artifacts"]
+    assert [(r["mode"], r.get("browser")) for r in rows] == [("fp32", None), ("fp16", None), ("fp16", "litertjs-wasm")]

@@ -254,7 +254,9 @@ def verify(model: str, framework: Framework | str, *, artifacts: Path | str = "a
 
 
 def write_parity(root: Path, result: ModelVerification, source: Optional[dict] = None) -> None:
-    """parity.json: this run's verdicts merged over the earlier ones for cells it did not verify."""
+    """parity.json: this run's verdicts merged over the earlier ones for cells it did not verify. A cell verified
+    again loses its earlier browser rows too (they proved the artifact as it was then), whether or not this
+    run had browser runtimes."""
     path = root / PARITY_JSON
     existing: dict[tuple[str, str], dict] = {}
     if path.exists():
@@ -263,6 +265,8 @@ def write_parity(root: Path, result: ModelVerification, source: Optional[dict] =
                         for r in json.loads(path.read_text())["artifacts"]}
         except (ValueError, KeyError, TypeError, AttributeError):
             existing = {}
+    again = {v.row[:3] for v in result.verdicts}
+    existing = {k: r for k, r in existing.items() if k[:3] not in again}
     for v in result.verdicts:
         existing[v.row] = v.to_dict()
     rows = sorted(existing, key=lambda k: (cell_order(k[:3]), k[3]))

@@ -37,6 +37,7 @@ class VerifyOptions:
     tfjs_backend: str = "wasm"
     keras_custom: Sequence[str] = ()  # module:Class of custom Keras layers users' models need to load
     budgets: Sequence[str] = ()  # --budget MODE.FIELD=VALUE overrides
+    browsers: Optional[Sequence[str]] = None  # browser runtimes for the .tflite rows; None: all, (): none
 
 
 def default_jobs() -> int:
@@ -93,6 +94,8 @@ def verify_folder(folder: ModelFolder, options: VerifyOptions, threads: Optional
     custom = import_custom_objects(options.keras_custom) if options.keras_custom else None
     source = folder.open_source(data_dir=options.data_dir, custom_objects=custom)
     kwargs = {} if threads is None else {"num_threads": threads}
+    if options.browsers is not None:
+        kwargs["browsers"] = tuple(options.browsers)
     verification = verify_source(source, folder.root, targets=options.targets, modes=options.modes,
                                  tfjs_backend=options.tfjs_backend, say=_worker_say,
                                  budgets=parse_overrides(options.budgets), **kwargs)

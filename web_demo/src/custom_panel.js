@@ -10,23 +10,9 @@ import { el } from './dom.js';
 import { NpyError, parseNpy, parseNpz } from './npy.js';
 import { Panel } from './panel.js';
 import { loadManifest, loadPreprocessing, predict } from './runtime.js';
+import { compareSelfTest, loadSelfTest } from './selftest.js';
 
 const q = (root, role) => root.querySelector(`[data-role=${role}]`);
-const WIRE = { float32: Float32Array, int32: Int32Array, uint8: Uint8Array, int8: Int8Array };
-
-/** A self-test tensor {dtype, shape, data: base64 of little-endian bytes} -> {dtype, shape, data}. */
-function decodeWire(w, where) {
-  const Arr = WIRE[w?.dtype] ?? (w?.dtype === 'int64' ? BigInt64Array : undefined);
-  if (Arr === undefined || !Array.isArray(w.shape) || typeof w.data !== 'string') throw new Error(`${where}: not a tensor this page can read (${w?.dtype})`);
-  const raw = atob(w.data);
-  const bytes = Uint8Array.from(raw, (c) => c.charCodeAt(0));
-  const size = w.shape.reduce((a, b) => a * b, 1);
-  if (bytes.length !== size * Arr.BYTES_PER_ELEMENT) throw new Error(`${where}: ${bytes.length} bytes for ${w.dtype} [${w.shape}]`);
-  const data = new Arr(bytes.buffer);
-  if (Arr !== BigInt64Array) return { dtype: w.dtype, shape: w.shape, data };
-  if (data.some((v) => v < -2147483648n || v > 2147483647n)) throw new Error(`${where}: int64 values outside int32`);
-  return { dtype: 'int32', shape: w.shape, data: Int32Array.from(data, Number) };
-}
 const MAX_SHOWN = 64;
 const MAX_BARS = 100;
 
@@ -166,36 +152,11 @@ export class CustomPanel extends Panel {
     return { feeds: this.feeds };
   }
 
-  /** The bundle's self-test: its probe inputs, the gate's outputs and tolerance (selftest.json). */
+  /** The bundle's self-test: its probe inputs, the gate's outputs and tolerance (selftest.js). */
   async selfTest(bundle, manifest) {
-    const test = manifest.self_test;
-    if (typeof test?.file !== 'string' || test.file.includes('/') || test.file.includes('..')) throw new Error(`${bundle} carries no self-test`);
-    const response = await fetch(`${bundle}/${test.file}`);
-    if (!response.ok) throw new Error(`cannot fetch the self-test ${bundle}/${test.file}: HTTP ${response.status}`);
-    const text = await response.text();
-    if (text.length > 16 * 1024 * 1024) throw new Error(`${bundle}/${test.file} is over 16 MB: not a self-test`);
-    let json;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new Error(`${bundle}/${test.file} is not JSON: ${e.message}`);
-    }
-    if (json?.format !== 'edgeproof-selftest' || json.format_version !== 1) throw new Error(`${bundle}/${test.file} is not an edgeproof self-test (format version 1)`);
-    const decode = (group, where) => Object.fromEntries(Object.entries(group ?? {}).map(([k, w]) => [k, decodeWire(w, `${test.file} ${where} ${k}`)]));
-    const feeds = decode(json.inputs, 'inputs');
-    const missing = manifest.inputs.map((b) => b.name).filter((n) => !(n in feeds));
-    if (missing.length) throw new Error(`${bundle}/${test.file} has no probe for input ${missing.join(', ')}`);
-    // outputs: {name: tensor}, or {interpreter: {name: tensor}} per interpreter family the gate ran;
-    // LiteRT.js runs ai-edge-litert's kernels, so that family's expectation is the one to meet
-    const outs = json.outputs ?? {};
-    const flat = Object.values(outs).every((v) => typeof v?.dtype === 'string');
-    const family = flat ? null : ('ai_edge_litert' in outs ? 'ai_edge_litert' : Object.keys(outs)[0]);
-    const t = test.tolerance ?? {};
-    const num = (v) => (Number.isFinite(Number(v)) ? Number(v) : 0);
-    return {
-      feeds, expected: decode(flat ? outs : outs[family], `outputs ${family ?? ''}`), family,
-      tolerance: { atol: num(t.atol), rtol: num(t.rtol), outlierFraction: num(t.outlier_fraction), outlierAtol: num(t.outlier_atol) },
-    };
+    const test = await loadSelfTest(bundle, manifest);
+    if (test === null) throw new Error(`${bundle} carries no self-test`);
+    return test;
   }
 
   async infer(ctx, input) {
@@ -207,27 +168,8 @@ export class CustomPanel extends Panel {
     const blocks = Object.entries(out.outputs).map(([name, v]) => this.renderOutput(name, v, out.task, out.labels));
     this.outputsBox.replaceChildren(...blocks);
     if (input.expected) {
-      const { atol, rtol, outlierFraction, outlierAtol } = input.tolerance;
-      let maxErr = 0;
-      let outside = 0; // elements beyond atol + rtol * |expected|
-      let total = 0;
-      let missing = false;
-      for (const [name, want] of Object.entries(input.expected)) {
-        const got = out.outputs[name]?.data;
-        if (got === undefined || got.length !== want.data.length) {
-          missing = true;
-          continue;
-        }
-        for (let i = 0; i < want.data.length; i++) {
-          const err = Math.abs(got[i] - want.data[i]);
-          maxErr = Math.max(maxErr, err);
-          if (err > atol + rtol * Math.abs(want.data[i])) outside += 1;
-          total += 1;
-        }
-      }
-      // as edgeproof.runtime._selftest: at most outlier_fraction of the elements outside the
-      // tolerance, none further than outlier_atol (both 0 by default: every element within it)
-      const ok = !missing && (outside === 0 || (outside <= outlierFraction * total && maxErr <= outlierAtol));
+      const { atol, rtol } = input.tolerance;
+      const { ok, maxErr, outside, total, missing } = compareSelfTest(out.outputs, input);
       this.result.replaceChildren(el('strong', { 'data-role': 'selftest-result', class: ok ? 'pos' : 'neg', text: ok ? 'Self-test passed' : 'Self-test FAILED' }),
         ` in this runtime: max |Δ| ${maxErr.toExponential(2)} against the deploy gate's outputs${input.family ? ` (${input.family})` : ''}, `
         + `${outside} of ${total} elements outside atol ${atol} + rtol ${rtol} × |expected|${missing ? '; an output is missing' : ''}`);

@@ -26,6 +26,25 @@ function browserVerdict(manifest, backend, bundle) {
   return el('span', { 'data-role': 'runtime-verdict' }, badge(row.status), ` in ${runtimeLabel(backend)}${detail}`);
 }
 
+/** "Proven in this browser": the bundle's self-test as run here when it first loaded (panel.js PROOFS). */
+function proofNode(manifest, proof, backend) {
+  const muted = (text) => el('span', { 'data-role': 'browser-proof', 'data-status': proof?.status ?? 'pending', class: 'muted', text });
+  if (!manifest.self_test) return muted('this bundle carries no self-test (deploy it again to add one)');
+  if (proof == null) return muted(`its self-test runs when the model first loads in ${runtimeLabel(backend)}`);
+  const where = ` on ${runtimeLabel(proof.runtime)} in ${proof.browser}`;
+  if (proof.status === 'error') {
+    return el('span', { 'data-role': 'browser-proof', 'data-status': 'error' }, badge('fail'), `${where}: the self-test could not run: ${proof.error}`);
+  }
+  if (proof.status === 'none') return muted('this bundle carries no self-test');
+  const t = proof.tolerance;
+  const detail = `: max |Δ| ${formatNumber(proof.maxErr)} against the deploy gate's outputs${proof.family ? ` (${proof.family})` : ''}`
+    + ` on ${proof.probes} probe${proof.probes === 1 ? '' : 's'}, ${proof.outside} of ${proof.total} elements outside `
+    + `${formatNumber(t.atol)} + ${formatNumber(t.rtol)} × |expected|${proof.missing ? '; an output is missing' : ''}`;
+  const text = proof.status === 'pass' ? 'PROVEN' : 'FAILED';
+  return el('span', { 'data-role': 'browser-proof', 'data-status': proof.status },
+    el('span', { class: `verdict verdict-${proof.status}`, text }), `${where}${detail}`);
+}
+
 /** The CPU threads of the last run (what the runtime reported), or the page's setting before a run. */
 function threadsOf(backend, run) {
   if (run?.threads != null) return run.threads;
@@ -34,7 +53,7 @@ function threadsOf(backend, run) {
 }
 
 /** [label, value] rows for the stats box. `run` is the last run of this bundle (or null). */
-export function factRows(manifest, { bundle, run, backend }) {
+export function factRows(manifest, { bundle, run, backend, proof = null }) {
   const v = manifest.verdict ?? {};
   const m = manifest.metric ?? {};
   const budget = v.budget ?? {};
@@ -62,6 +81,7 @@ export function factRows(manifest, { bundle, run, backend }) {
       manifest.override ? ` (OVERRIDE: ${manifest.override.reason})` : '')],
     ['In this runtime', here ?? el('span', { 'data-role': 'runtime-verdict', class: 'muted',
       text: `not checked in ${runtimeLabel(active)} by the deploy gate; the parity verdict above is ${v.runtime ? `from ${v.runtime}` : 'the bundle\'s'}` })],
+    ['Proven in this browser', proofNode(manifest, proof, active)],
     ['Metric', `${m.name ?? '?'}: ${formatNumber(m.reference)} → ${formatNumber(m.artifact)} `
       + `(reference → artifact${m.test_examples ? `, ${m.test_examples} test examples` : ''})`],
     ['Budget', limits || '–'],

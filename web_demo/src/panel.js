@@ -7,11 +7,12 @@
 // Pi and to Android). One that cannot run here is disabled, with its reason beside it.
 
 import {
-  BACKENDS, BackendUnavailableError, activeBackend, backendProblem, isLiteRt, loadManifest, runtimeLabel, targetOf,
-  withBundle,
+  BACKENDS, BackendUnavailableError, activeBackend, backendProblem, isLiteRt, loadManifest, predict, runtimeLabel,
+  targetOf, withBundle,
 } from './runtime.js';
 import { factRows } from './facts.js';
 import { el, plain } from './dom.js';
+import { browserName, compareSelfTest, loadSelfTest } from './selftest.js';
 
 export const FRAMEWORKS = [['keras', 'Keras'], ['torch', 'PyTorch']];
 /** Precisions by artifact: TF.js bundles (tfjs/<mode>) and .tflite bundles (tflite/<mode>). */
@@ -20,6 +21,23 @@ export const MODES = MODES_BY_TARGET.tfjs;
 const RUNTIME_GROUPS = [['TF.js (TF.js bundles)', BACKENDS.filter((b) => !isLiteRt(b))],
   ['LiteRT.js (.tflite bundles)', BACKENDS.filter(isLiteRt)]];
 const targetOfBundle = (b) => b.artifact_target ?? 'tfjs';
+/** Self-test results by `${bundle}|${runtime}`: each bundle is proven once per runtime, the first time it loads. */
+export const PROOFS = new Map();
+const proofKey = (bundle, backend) => `${bundle}|${backend}`;
+
+/** Run the bundle's self-test in `ctx`'s runtime (inside withBundle): the result for "Proven in this browser". */
+async function proveHere(bundle, ctx) {
+  const where = { runtime: ctx.backend, browser: browserName() };
+  try {
+    const test = await loadSelfTest(bundle, ctx.manifest);
+    if (test === null) return { ...where, status: 'none' };
+    const { outputs } = await predict(ctx, test.feeds);
+    const cmp = compareSelfTest(outputs, test);
+    return { ...where, status: cmp.ok ? 'pass' : 'fail', ...cmp, family: test.family, probes: test.probes, tolerance: test.tolerance };
+  } catch (e) {
+    return { ...where, status: 'error', error: e?.message ?? String(e) };
+  }
+}
 
 export { el, formatBytes, formatMs, plain } from './dom.js';
 
@@ -258,6 +276,8 @@ export class Panel {
         return;
       }
       const result = await withBundle(bundle, backend, async (ctx) => {
+        const key = proofKey(bundle, ctx.backend);
+        if (!PROOFS.has(key)) PROOFS.set(key, await proveHere(bundle, ctx)); // first load in this runtime
         const out = await this.infer(ctx, input);
         return {
           out, bundle, backend: ctx.backend, active: activeBackend(), loadMs: ctx.loadMs, fresh: ctx.fresh,
@@ -265,7 +285,7 @@ export class Panel {
         };
       });
       this.render(result.out, input, result);
-      this.last = plain({ bundle, backend: result.backend, input, ...result.out });
+      this.last = plain({ bundle, backend: result.backend, input, ...result.out, proof: PROOFS.get(proofKey(bundle, result.backend)) });
       this.showFacts(result);
       this.clearError();
       this.setStatus('');
@@ -328,7 +348,9 @@ export class Panel {
     }
     if (seq !== this.factsSeq) return; // a later call (a new selection or run) shows its facts
     const here = run && run.bundle === bundle;
-    const rows = factRows(manifest, { bundle, run: here ? run : null, backend: this.selection.backend });
+    const backend = here ? run.backend : this.selection.backend;
+    const proof = PROOFS.get(proofKey(bundle, backend)) ?? null;
+    const rows = factRows(manifest, { bundle, run: here ? run : null, backend: this.selection.backend, proof });
     this.statsBox.replaceChildren(...rows.flatMap(([k, val]) => [el('dt', { text: k }), el('dd', {}, val)]));
     this.statsBox.dataset.bundle = bundle;
     if (here) this.statsBox.dataset.backend = run.active;
