@@ -78,7 +78,27 @@ def pi_readme(bundles: list[Path]) -> str:
                  if metric.get("reference") is not None and metric.get("artifact") is not None
                  else m["verdict"].get("basis") or "-")  # a user model without labels: numeric parity only
         lines.append(f"| {bundle.name} | {m['task']} | {m['mode']} | {score} | {m['verdict']['status']} | {old} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _aarch64_section(bundles)) + "\n"
+
+
+def _aarch64_section(bundles: list[Path]) -> list[str]:
+    """The bundles' self-test runs on (emulated) aarch64, from their manifests' "proven_on" (deploy --prove-aarch64)."""
+    from ._aarch64 import proof_cell
+
+    proven = [(b, m) for b, m in _manifests(bundles) if m.get("proven_on")]
+    if not proven:
+        return ["", "## Proven on aarch64", "",
+                "Not run for these bundles: `edgeproof deploy --target pi --prove-aarch64` runs every bundle's "
+                "self-test on emulated aarch64 (a Raspberry Pi 4's Cortex-A72) and records the result here."]
+    runs = proven[0][1]["proven_on"]
+    lines = ["", "## Proven on aarch64", "",
+             f"Each bundle's golden self-test (`edgeproof selftest`) ran on {runs[0]['machine']}, Python "
+             f"{runs[0]['python']}, before it shipped. Run it on your Pi the same way: "
+             "`edgeproof selftest bundles/*`.", "",
+             "| bundle | " + " | ".join(r["interpreter"] for r in runs) + " |", "|---|" + "---|" * len(runs)]
+    for bundle, m in proven:
+        lines.append(f"| {bundle.name} | " + " | ".join(proof_cell(r) for r in m["proven_on"]) + " |")
+    return lines
 
 
 def write_pi_package(out: Path, bundles: list[Path]) -> Path:

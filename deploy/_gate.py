@@ -137,11 +137,35 @@ def _write_package(out: Path, result: DeployResult) -> None:
         result.package = build_site(out)  # the static demo: index.html, src/, vendor/ (TF.js from npm)
 
 
+def _prove_on_aarch64(result: DeployResult, userland, sign_key: Optional[Path], say) -> None:
+    """Run this deploy's bundles' self-tests on emulated aarch64 (deploy/_aarch64.py), record the runs in their
+    manifests, refuse the bundles that fail there, then sign the rest (the signature covers the record)."""
+    import json
+
+    from ._aarch64 import record_proofs, run_self_tests
+
+    say(f"   proving {len(result.bundles)} bundles on {userland.describe()}", flush=True)
+    failed = record_proofs(result.bundles, run_self_tests(result.bundles, userland), userland.describe())
+    for bundle, reason in failed.items():
+        m = json.loads((bundle / MANIFEST).read_text())
+        label = f"{m['model']}/{m['framework']}/{m.get('artifact_target', 'tflite')}/{m['mode']}"
+        result.refused.append(Refusal(label, reason))
+        say(f"   refused {label}: {reason}", flush=True)
+        remove_dir(bundle)
+    result.bundles = [b for b in result.bundles if b not in failed]
+    if sign_key is not None:
+        from ._signing import sign_bundle
+
+        for bundle in result.bundles:
+            sign_bundle(bundle, sign_key)
+
+
 def deploy(target: DeployTarget | str, *, artifacts: Path | str = "artifacts", out: Optional[Path | str] = None,
            models: Optional[Iterable[str]] = None, frameworks: Optional[Iterable[str]] = None,
            modes: Optional[Iterable[str]] = None, allow_failed: Optional[str] = None,
            accept_inconclusive: bool = False, prefer: str = "size", sign_key: Optional[Path | str] = None,
-           progress: bool = True) -> DeployResult:
+           progress: bool = True, prove_aarch64: bool = False, aarch64_cache: Optional[Path | str] = None
+           ) -> DeployResult:
     """Build one bundle per passing artifact for `target` under `out` (default artifacts/deploy/<target>).
 
     Artifacts that failed, were never verified or changed since are refused with their reason; when
@@ -150,7 +174,9 @@ def deploy(target: DeployTarget | str, *, artifacts: Path | str = "artifacts", o
     their manifest; `accept_inconclusive` does the same for verdicts the test split was too small to decide.
     index.json names, per model and artifact kind, the preferred passing bundle (`prefer`: size or latency).
     `sign_key`: a private key (PEM) signing every bundle (OpenSSF model-signing, see `edgeproof verify-bundle`).
-    Concurrent deploys into the same folder wait for each other (a lock beside it).
+    `prove_aarch64` (pi only): run every bundle's self-test on emulated aarch64 with both Pi interpreters, record
+    the runs in the manifests and the README, refuse a bundle that fails there (`aarch64_cache`: the userland of
+    scripts/pi_userland.sh, default $EDGEPROOF_AARCH64_CACHE or ~/.cache/edgeproof/aarch64). Concurrent deploys into the same folder wait for each other (a lock beside it).
     """
     target = DeployTarget(target)
     if allow_failed is not None and not allow_failed.strip():
@@ -162,11 +188,21 @@ def deploy(target: DeployTarget | str, *, artifacts: Path | str = "artifacts", o
         raise ValueError(f"--prefer {prefer!r}: choose size or latency")
     if sign_key is not None and not Path(sign_key).is_file():
         raise ValueError(f"--sign-key {sign_key}: no such file (make a key pair with `edgeproof keygen`)")
+    if prove_aarch64 and target is not DeployTarget.PI:
+        raise ValueError("--prove-aarch64 is for --target pi (the bundles a Raspberry Pi runs)")
     result = DeployResult(target, out, prefer=prefer)
+    key = None if sign_key is None else Path(sign_key)
     with folder_lock(out):
+        userland = None
+        if prove_aarch64:
+            from ._aarch64 import find_userland
+
+            userland = find_userland(None if aarch64_cache is None else Path(aarch64_cache))  # before building
         for folder in find_models(artifacts, models, frameworks):
             _deploy_model(folder, target, out, wanted_modes, allow_failed, result, say, accept_inconclusive,
-                          None if sign_key is None else Path(sign_key))
+                          None if userland is not None else key)
+        if userland is not None and result.bundles:
+            _prove_on_aarch64(result, userland, key, say)
         write_index(out, result)
         _write_package(out, result)
     if models is not None and not result.bundles:

@@ -148,7 +148,8 @@ def deploy(args: argparse.Namespace) -> int:
 
     result = deploy_bundles(args.target, artifacts=args.artifacts, out=args.out, models=args.model,
                             frameworks=args.framework, modes=csv_list(args.modes), allow_failed=args.allow_failed,
-                            accept_inconclusive=args.accept_inconclusive, prefer=args.prefer, sign_key=args.sign_key)
+                            accept_inconclusive=args.accept_inconclusive, prefer=args.prefer, sign_key=args.sign_key,
+                            prove_aarch64=getattr(args, "prove_aarch64", False))
     _log.info(f"deploy --target {result.target.value}: {len(result.bundles)} bundles in {result.out}, "
           f"{len(result.refused)} artifacts refused (reasons above and in {result.out / 'index.json'})")
     import json

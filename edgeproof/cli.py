@@ -164,6 +164,11 @@ def _deploy_command(sub) -> None:
     p.add_argument("--sign-key", metavar="KEY.pem",
                    help="sign every bundle with this private key (OpenSSF model-signing; check with "
                         "`edgeproof verify-bundle --public-key`); make a key pair with `edgeproof keygen`")
+    p.add_argument("--prove-aarch64", action="store_true",
+                   help="pi: run every bundle's self-test on emulated aarch64 (Cortex-A72, Debian bookworm arm64, "
+                        "tflite-runtime 2.14 and ai-edge-litert; scripts/pi_userland.sh, cached in "
+                        "$EDGEPROOF_AARCH64_CACHE), record the runs in the manifests and the README, refuse a bundle "
+                        "that fails there")
     p.add_argument("--prefer", choices=["size", "latency"], default="size",
                    help="which passing artifact index.json names as the one to ship per model (default: %(default)s)")
     p.add_argument("--accept-inconclusive", action="store_true",

@@ -153,3 +153,27 @@ def test_a_swapped_model_fails_its_self_test_on_aarch64(userland, unpacked, site
         swapped.append(dest)
     report = _aarch64(userland, site, interpreter, swapped, tmp_path / "swapped.npz")
     assert [b["passed"] for b in report["bundles"]] == [False] * len(SWAPS), report["bundles"]
+
+
+def test_deploy_prove_aarch64_records_every_bundle_in_its_manifest_and_the_readme(userland, unpacked, tmp_path):
+    """`deploy --target pi --prove-aarch64` on the same artifacts: each manifest records both interpreters' runs on
+    the emulated Cortex-A72, every bundle an interpreter loads passes there, and the README's table lists them."""
+    from edgeproof.deploy import deploy
+
+    out, _ = unpacked
+    artifacts = out.parent / "artifacts"
+    if not artifacts.is_dir():
+        pytest.skip("EDGEPROOF_TEST_BUNDLES reused prebuilt bundles: no artifacts to deploy again")  # said in output
+    start = time.perf_counter()
+    result = deploy("pi", artifacts=artifacts, out=tmp_path / "pi", progress=False, prove_aarch64=True,
+                    aarch64_cache=Path(userland["EDGEPROOF_AARCH64_ROOT"]).parent)
+    assert result.bundles and not [r for r in result.refused if "aarch64" in r.reason], result.refused
+    for bundle in result.bundles:
+        runs = json.loads((bundle / "manifest.json").read_text())["proven_on"]
+        assert [r["interpreter"].split()[0] for r in runs] == list(INTERPRETERS)
+        assert all(r["arch"] == "aarch64" and r["python"].startswith("3.11") for r in runs), runs
+        assert all(r["status"] == "pass" for r in runs if r["status"] != "not loadable"), runs
+        assert any(r["status"] == "pass" for r in runs), runs  # ai-edge-litert loads every bundle
+    readme = (tmp_path / "pi" / "README.md").read_text()
+    assert all(f"| {b.name} | " in readme.split("## Proven on aarch64")[1] for b in result.bundles)
+    print(f"deploy --prove-aarch64: {len(result.bundles)} bundles in {time.perf_counter() - start:.0f} s")

@@ -149,24 +149,20 @@ def _same_numbers(alone, together, where: str) -> None:
     assert [f.measure for f in alone.failures] == [f.measure for f in together.failures], where
 
 
-def test_verifying_side_by_side_gives_the_verdicts_of_one_at_a_time(fast_verified, tmp_path, monkeypatch):
+def test_verifying_side_by_side_gives_the_verdicts_of_one_at_a_time(fast_verified, tmp_path):
     """The session fixture verified every pair two at a time in spawned worker processes (verify_pairs, jobs=2,
     cpu_count // 2 TFLite threads each). Here EVERY pair goes again one after another in this process (jobs=1, the
     default 2 threads), TFLite and TF.js: the same verdicts and numbers, results in the order asked for. The two
     runs' thread counts differ or not depending on the machine; nothing here depends on them. Browser rows are not
     verified again (they run in Chromium, not in the worker pool)."""
-    import functools
-
-    from edgeproof.verify import _parallel
     from edgeproof.verify._parallel import VerifyOptions, verify_pairs
 
     artifacts, parallel = fast_verified
     dest = tmp_path / "artifacts"
     for name, framework in fast_matrix.PAIRS:
         shutil.copytree(model_dir(artifacts, name, framework), model_dir(dest, name, framework))
-    monkeypatch.setattr(_parallel, "verify_source", functools.partial(_parallel.verify_source, browsers=()))
     pairs = [(name, Framework(framework)) for name, framework in fast_matrix.PAIRS]
-    one_by_one = verify_pairs(pairs, VerifyOptions(str(dest)), jobs=1)
+    one_by_one = verify_pairs(pairs, VerifyOptions(str(dest), browsers=()), jobs=1)
     assert [(r.reference.model, r.reference.framework) for r in one_by_one] == list(fast_matrix.PAIRS)
     for (name, framework), alone in zip(fast_matrix.PAIRS, one_by_one):
         together = {v.cell: v for v in parallel[name, framework].verdicts}
