@@ -190,6 +190,10 @@ def deploy(target: DeployTarget | str, *, artifacts: Path | str = "artifacts", o
         raise ValueError(f"--sign-key {sign_key}: no such file (make a key pair with `edgeproof keygen`)")
     if prove_aarch64 and target is not DeployTarget.PI:
         raise ValueError("--prove-aarch64 is for --target pi (the bundles a Raspberry Pi runs)")
+    if target is DeployTarget.WEB:  # the site and the TF.js bundles' self-tests need Node and the JS packages:
+        from edgeproof.verify._tfjs_node import check_installed  # say so before any bundle is written
+
+        check_installed()
     result = DeployResult(target, out, prefer=prefer)
     key = None if sign_key is None else Path(sign_key)
     with folder_lock(out):

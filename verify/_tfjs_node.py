@@ -20,7 +20,7 @@ from typing import IO, Any, Optional
 
 import numpy as np
 
-from edgeproof._js import JsDepsError, js_modules
+from edgeproof._js import NODE_FIX, JsDepsError, js_modules
 from edgeproof.errors import EdgeproofError
 
 RUNNER = Path(__file__).with_name("_tfjs_runner.mjs")
@@ -149,16 +149,16 @@ def decode_array(wire: dict[str, Any]) -> np.ndarray:
     return a.astype(np.bool_ if wire["dtype"] == "bool" else wire["dtype"])  # a native, writable copy
 
 
-def _check_installed(node: str) -> tuple[str, Path]:
+def check_installed(node: str = "node") -> tuple[str, Path]:
     """The node executable's path and the node_modules folder with TF.js; raise naming the fix if node or
     TF.js is missing (TF.js is installed into the user cache on first use: edgeproof._js)."""
-    exe = shutil.which(node)
-    if exe is None:
-        raise TfjsRuntimeError(f"node executable {node!r} not found on PATH: install Node.js 20+, then {SETUP_HINT}")
     try:
-        modules = js_modules()
+        modules = js_modules()  # first: without npm this names the one fix for node and npm both
     except JsDepsError as err:
         raise TfjsRuntimeError(str(err)) from None
+    exe = shutil.which(node)
+    if exe is None:
+        raise TfjsRuntimeError(f"node executable {node!r} is not on PATH: {NODE_FIX}")
     if not (modules / "@tensorflow" / "tfjs" / "package.json").is_file():
         raise TfjsRuntimeError(f"TF.js is not installed in {modules}: {SETUP_HINT}")
     return exe, modules
@@ -183,7 +183,7 @@ class TfjsNodeRunner:
     def __init__(self, backend: str = "wasm", node: str = "node", *,
                  fallback: Optional[str] = None, timeout_s: float = 600.0):
         self.backend, self.fallback, self.timeout_s = backend, fallback, timeout_s
-        exe, modules = _check_installed(node)
+        exe, modules = check_installed(node)
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen([exe, str(RUNNER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=self._stderr, env={**os.environ, "EDGEPROOF_NODE_MODULES": str(modules)})
