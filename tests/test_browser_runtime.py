@@ -205,3 +205,21 @@ def test_browser_predictor_binds_canonical_inputs(browser, tflite_dir):
     lstm = next(r for r in load_records(tflite_dir("imdb_lstm")) if r.target == "tflite" and r.mode == "fp32")
     with pytest.raises(RuntimeUnsupportedError, match="Variable tensors"):
         BrowserPredictor(browser, get_spec("imdb_lstm"), lstm, tflite_dir("imdb_lstm"), "litertjs-wasm")
+
+
+def test_closing_a_browser_that_already_died_is_not_an_error():
+    """The main job (default profile) crashed at the end of a model's LiteRT.js rows with Playwright's
+    "connection closed" raised by BrowserRunner.close(): the rows were recorded, only the cleanup failed."""
+    from contextlib import ExitStack
+
+    from edgeproof.verify._browser_runtime import BrowserRunner
+
+    def dead():
+        raise RuntimeError("Playwright connection closed")
+
+    runner = BrowserRunner.__new__(BrowserRunner)
+    runner._stack, runner._page = ExitStack(), object()
+    runner._stack.callback(dead)
+    runner.close()
+    assert runner._stack is None and runner._page is None
+    runner.close()  # a second close does nothing

@@ -34,6 +34,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from edgeproof import _log
 from edgeproof._js import web_demo_dir
 from edgeproof.errors import EdgeproofError
 
@@ -204,9 +205,15 @@ class BrowserRunner:
         self.close()
 
     def close(self) -> None:
+        """Close the page, Chromium and Playwright. A browser or driver that already died (seen on the default
+        profile: "Playwright connection closed" at close) is not an error here: every row was recorded, and a
+        row the crash interrupted already says why."""
         if self._stack is not None:
-            self._stack.close()
-            self._stack, self._page = None, None
+            stack, self._stack, self._page = self._stack, None, None
+            try:
+                stack.close()
+            except Exception as err:  # noqa: BLE001 (cleanup of a dead browser: nothing left to release)
+                _log.detail(f"   LiteRT.js: closing Chromium failed ({type(err).__name__}: {err}); it had already stopped")
 
     def _page_for(self, threads: int):
         """The harness page for `threads` (TF.js fixes its wasm pool per page: a new count, a new page)."""
