@@ -7,6 +7,7 @@ browser serves the module. Nothing here asserts a timing: speedups are printed.
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -223,3 +224,110 @@ def test_closing_a_browser_that_already_died_is_not_an_error():
     runner.close()
     assert runner._stack is None and runner._page is None
     runner.close()  # a second close does nothing
+
+
+def test_page_calls_are_bounded_in_bytes_not_only_in_rows():
+    """The default translator's LiteRT.js rows killed the Playwright driver: 1024 rows of [32, 8000] float32 logits
+    per page call is a 1.3 GB reply. With a fake runner that records each call (no Chromium), every call of such a
+    model stays within BLOCK_BYTES, the rows come back whole and in order, for a pinned batch and a dynamic one."""
+    from types import SimpleNamespace
+
+    from edgeproof.verify._browser_predictor import BLOCK_BYTES, BrowserPredictor
+    from edgeproof.verify._browser_runtime import LoadInfo
+
+    class Runner:
+        def __init__(self, batch: int):
+            self.batch, self.calls = batch, []
+
+        def load(self, path, runtime, threads, keep_others=False):
+            return LoadInfo(runtime, 1, 0.0, [{"name": "src", "dtype": "int32", "shape": [self.batch, 32]}],
+                            [{"name": "logits", "dtype": "float32", "shape": [self.batch, 32, 8000]}])
+
+        def use(self, info):
+            pass
+
+        def _answer(self, feed):
+            src = feed["src"]
+            self.calls.append(src.nbytes + src.shape[0] * 32 * 8000 * 4)
+            return {"logits": np.broadcast_to(src[:, :1, None].astype(np.float32), (len(src), 32, 8000))}
+
+        def predict(self, feed):
+            assert self.batch == -1 or len(feed["src"]) == self.batch
+            return self._answer(feed)
+
+        def predict_split(self, feed, step):
+            assert len(feed["src"]) % step == 0
+            return self._answer(feed)
+
+    tensor = lambda name, shape, dtype: {"name": name, "shape": shape, "dtype": dtype, "layout": "NT"}  # noqa: E731
+    contract = SimpleNamespace(inputs=[SimpleNamespace(name="src", layout="NT")],
+                               outputs=[SimpleNamespace(name="logits", layout="NT")])
+    record = SimpleNamespace(path="model.tflite", inputs=[SimpleNamespace(**tensor("src", [-1, 32], "int32"))],
+                             outputs=[SimpleNamespace(**tensor("logits", [-1, 32, 8000], "float32"))])
+    src = np.arange(300 * 32, dtype=np.int32).reshape(300, 32)
+    for batch in (1, -1):
+        runner = Runner(batch)
+        got = BrowserPredictor(runner, contract, record, Path("."), "litertjs-wasm")({"src": src})["logits"]
+        assert got.shape == (300, 32, 8000) and (got[:, 0, 0] == src[:, 0]).all()
+        assert len(runner.calls) > 1 and max(runner.calls) <= BLOCK_BYTES, runner.calls
+
+
+def test_a_browser_that_dies_mid_row_is_named_on_that_row_and_the_rest(monkeypatch, tmp_path):
+    """verify's browser rows with a fake runner and predictor (no Chromium): the first row passes; on the second the
+    page dies in predict, and from then on every call fails with "connection closed", the unload after it too. The
+    second row fails with predict's error (before, the unload's error replaced it, escaped the row and marked every
+    row "the browser could not be started"); the third fails naming the closed connection."""
+    from types import SimpleNamespace
+
+    import edgeproof.verify._browser_predictor as predictor_module
+    import edgeproof.verify._browser_runtime as runtime_module
+    from edgeproof.verify import ArtifactVerdict, Status
+    from edgeproof.verify._browser_rows import browser_rows
+
+    class Runner:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    dead = []
+
+    def call(method):
+        if dead:
+            raise runtime_module.BrowserRuntimeError(f"the harness page failed in {method}: connection closed")
+
+    class Predictor:
+        runtime = "fake"
+
+        def __init__(self, browser, contract, record, root, runtime):
+            call("load")
+            self.record = record
+
+        def __call__(self, inputs):
+            call("predict")
+            if self.record.path == "b.tflite":
+                dead.append(True)
+                raise runtime_module.BrowserRuntimeError("the harness page failed in predict: Target crashed")
+            return {"y": inputs["x"]}
+
+        def close(self):
+            call("drop")
+
+    monkeypatch.setattr(runtime_module, "BrowserRunner", Runner)
+    monkeypatch.setattr(predictor_module, "BrowserPredictor", Predictor)
+    records = [SimpleNamespace(target="tflite", status="ok", path=f"{c}.tflite") for c in "abc"]
+    natives = [ArtifactVerdict("m", "keras", "tflite", c, "keras", Status.PASS, path=f"{c}.tflite") for c in "abc"]
+    for c in "abc":
+        (tmp_path / f"{c}.tflite").write_bytes(b"x")
+
+    def judge(row, record, outputs):
+        row.status = Status.PASS
+        return "ok"
+
+    contract = SimpleNamespace(outputs=[SimpleNamespace(name="y")])
+    rows = browser_rows(contract, records, natives, tmp_path, lambda p: p({"x": np.ones(1)}), judge,
+                        lambda *a, **k: None, runtimes=("litertjs-wasm",))
+    assert [(r.mode, r.status) for r in rows] == [("a", Status.PASS), ("b", Status.FAIL), ("c", Status.FAIL)]
+    assert "predict: Target crashed" in rows[1].reason and "connection closed" not in rows[1].reason, rows[1].reason
+    assert "load: connection closed" in rows[2].reason, rows[2].reason

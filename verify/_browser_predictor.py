@@ -13,7 +13,12 @@ from ._browser_runtime import BrowserRunner, BrowserRuntime
 
 __all__ = ["BrowserPredictor"]
 
-BLOCK_ROWS = 1024  # examples per page call
+BLOCK_ROWS = 1024  # examples per page call at most
+# Bytes of inputs plus outputs per page call at most. They cross the DevTools protocol as base64 strings in one
+# JSON message; with rows alone as the bound, the default translator's 1024 rows of [32, 8000] float32 logits made
+# a 1.3 GB reply (1.7 GB of base64, past V8's string limit), the Playwright driver died ("Playwright connection
+# closed") and every later browser row of the run was lost.
+BLOCK_BYTES = 32 << 20
 
 
 class BrowserPredictor:
@@ -50,17 +55,26 @@ class BrowserPredictor:
         feed = {b.name: to_artifact(b, inputs[b.canonical]) for b in self.inputs}
         n = len(next(iter(feed.values())))
         step = self.static_batch
-        if step is None or n == step:
+        block = self.block_rows(feed, step or 1)
+        if n <= block and (step is None or n == step):
             return self._run(feed)
-        pad = (-n) % step  # the last step padded with copies of the last row, dropped again below
+        pad = (-n) % (step or 1)  # the last step padded with copies of the last row, dropped again below
         if pad:
             feed = {k: np.concatenate([v, np.repeat(v[-1:], pad, axis=0)]) for k, v in feed.items()}
         self.browser.use(self.info)
-        block = max(step, BLOCK_ROWS // step * step)  # bounded page calls (base64 over the DevTools protocol)
-        parts = [self.browser.predict_split({k: v[i:i + block] for k, v in feed.items()}, step)
-                 for i in range(0, n + pad, block)]
+        blocks = [{k: v[i:i + block] for k, v in feed.items()} for i in range(0, n + pad, block)]
+        parts = [self.browser.predict(b) if step is None else self.browser.predict_split(b, step) for b in blocks]
         raw = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return {b.canonical: from_artifact(b, raw[b.name][:n]) for b in self.outputs}
+
+    def block_rows(self, feed: dict[str, np.ndarray], step: int) -> int:
+        """Rows per page call: a multiple of `step`, at most BLOCK_ROWS, and inputs plus outputs within
+        BLOCK_BYTES (output rows sized from the loaded model's shapes, 4 bytes an element, unknown dims as 1)."""
+        row_in = sum(v[:1].nbytes for v in feed.values())
+        row_out = sum(4 * int(np.prod([abs(int(d)) or 1 for d in (o.get("shape") or [1])[1:]]))
+                      for o in self.info.outputs)
+        rows = min(BLOCK_ROWS, BLOCK_BYTES // max(1, row_in + row_out))
+        return max(step, rows // step * step)
 
     def latency_ms(self, example: dict[str, np.ndarray], repeats: int = 20) -> float:
         """Median ms of one batch-`static_batch` call, timed in the page (binding excluded)."""

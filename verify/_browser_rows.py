@@ -65,7 +65,8 @@ def browser_rows(contract: Any, records: Sequence[ArtifactRecord], natives: Sequ
             for record, native in pairs:
                 if not any(r.cell == native.cell and r.browser == runtime for r in rows):
                     row = _row(native, runtime)
-                    row.reason = f"the browser could not be started: {err}"
+                    row.reason = (f"Chromium stopped during the browser rows ({len(rows)} done): {err}" if rows
+                                  else f"the browser could not be started: {err}")
                     rows.append(row)
         say(f"   browser rows: unsupported ({err})", flush=True)
     return rows
@@ -76,7 +77,7 @@ def _one(browser, predictor_class, unsupported_error, contract, record, native, 
     row = _row(native, runtime)
     start = time.perf_counter()
     row.files = artifact_files(root, record.path)
-    predictor = None
+    predictor, failed = None, True
     try:
         predictor = predictor_class(browser, contract, record, root, runtime)
         wrapped = _InBrowser(predictor, contract.outputs[0].name)
@@ -84,6 +85,7 @@ def _one(browser, predictor_class, unsupported_error, contract, record, native, 
         measured = judge(row, record, run(wrapped))
         row.verify_seconds = round(time.perf_counter() - start, 2)
         say(f"   {row.key}: {row.summary()} ({measured}, {row.verify_seconds:.1f} s, {row.runtime})", flush=True)
+        failed = False
     except unsupported_error as err:
         row.reason = f"{runtime}: {err.reason}"
         say(f"   {row.key}: unsupported: {row.reason}", flush=True)
@@ -92,5 +94,15 @@ def _one(browser, predictor_class, unsupported_error, contract, record, native, 
         say(f"   {row.key}: FAIL ({row.reason})", flush=True)
     finally:
         if predictor is not None:
-            predictor.close()
+            _close(predictor, quietly=failed)
     return row
+
+
+def _close(predictor, quietly: bool) -> None:
+    """Unload the row's model. After an error, a failing unload (the browser died with that error) must not
+    replace the error that explains it."""
+    try:
+        predictor.close()
+    except Exception:  # noqa: BLE001
+        if not quietly:
+            raise
