@@ -85,7 +85,7 @@ def find_userland(cache: Optional[Path] = None) -> Userland:
                     {i: env[_SITE_VAR[i]] for i in INTERPRETERS})
 
 
-def _runtime_site(dest: Path) -> Path:
+def runtime_site(dest: Path) -> Path:
     """edgeproof and edgeproof.runtime as plain folders: what the arm64 Python imports (numpy-only code)."""
     import edgeproof
     import edgeproof.runtime
@@ -102,7 +102,7 @@ def run_self_tests(bundles: list[Path], userland: Userland) -> dict[str, dict[st
     """{interpreter: the arm64 run's report} for every bundle's self-test, one emulated Python per interpreter."""
     reports = {}
     with tempfile.TemporaryDirectory(prefix="edgeproof-aarch64-") as tmp:
-        site = _runtime_site(Path(tmp) / "site")
+        site = runtime_site(Path(tmp) / "site")
         for interpreter in INTERPRETERS:
             env = {**os.environ, "PYTHONPATH": f"{site}:{userland.sites[interpreter]}", "PYTHONDONTWRITEBYTECODE": "1"}
             run = subprocess.run([*userland.command(), "-c", _CHILD, interpreter, *map(str, bundles)], cwd=tmp,

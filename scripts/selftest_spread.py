@@ -31,12 +31,11 @@ PROBE = REPO / "scripts" / "selftest_probe.py"
 
 def runtime_site(dest: Path) -> Path:
     """edgeproof + edgeproof.runtime as plain folders (what `pip install edgeproof` puts on a Pi for
-    the runtime), so every environment runs the same code from PYTHONPATH."""
+    the runtime), so every environment runs the same code from PYTHONPATH: deploy --prove-aarch64's own."""
+    from edgeproof.deploy._aarch64 import runtime_site as deploy_runtime_site
+
     shutil.rmtree(dest, ignore_errors=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(REPO / "edgeproof", dest / "edgeproof", ignore=ignore)
-    shutil.copytree(REPO / "runtime", dest / "edgeproof" / "runtime", ignore=ignore)
-    return dest
+    return deploy_runtime_site(dest)
 
 
 def stamp(deploy: Path, work: Path) -> list[Path]:

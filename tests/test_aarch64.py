@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 import time
@@ -61,12 +60,11 @@ def unpacked(tmp_path_factory) -> tuple[Path, list[Path]]:
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> Path:
-    """edgeproof + edgeproof.runtime as `pip install edgeproof` lays them out (pure Python)."""
-    dest = tmp_path_factory.mktemp("site")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(REPO / "edgeproof", dest / "edgeproof", ignore=ignore)
-    shutil.copytree(REPO / "runtime", dest / "edgeproof" / "runtime", ignore=ignore)
-    return dest
+    """edgeproof + edgeproof.runtime as `pip install edgeproof` lays them out (pure Python): the folder
+    `deploy --prove-aarch64` puts on the arm64 Python's path."""
+    from edgeproof.deploy._aarch64 import runtime_site
+
+    return runtime_site(tmp_path_factory.mktemp("site"))
 
 
 def _probe(command: list[str], pythonpath: str, interpreter: str, bundles: list[Path], out: Path) -> dict:
