@@ -149,27 +149,56 @@ def _same_numbers(alone, together, where: str) -> None:
     assert [f.measure for f in alone.failures] == [f.measure for f in together.failures], where
 
 
+def _verify_one_at_a_time(artifacts, tmp_path, pairs, tfjs_fp32_only=frozenset()):
+    """verify_pairs of `pairs` in this process, one after another (jobs=1, the default 2 threads), on a copy of
+    their folders; for the models in `tfjs_fp32_only`, every TFLite cell and the TF.js fp32 cell."""
+    from edgeproof.verify._parallel import VerifyOptions, verify_pairs
+
+    dest = tmp_path / "artifacts"
+    for name, framework in pairs:
+        shutil.copytree(model_dir(artifacts, name, framework), model_dir(dest, name, framework))
+    full = [(n, Framework(f)) for n, f in pairs if n not in tfjs_fp32_only]
+    short = [(n, Framework(f)) for n, f in pairs if n in tfjs_fp32_only]
+    results = dict(zip(full, verify_pairs(full, VerifyOptions(str(dest), browsers=()), jobs=1)))
+    for p, lite, js in zip(short, verify_pairs(short, VerifyOptions(str(dest), targets=("tflite",), browsers=()), jobs=1),
+                           verify_pairs(short, VerifyOptions(str(dest), targets=("tfjs",), modes=("fp32",),
+                                                             browsers=()), jobs=1)):
+        assert (lite.reference.model, lite.reference.framework) == (js.reference.model, js.reference.framework)
+        results[p] = type(lite)(lite.reference, lite.verdicts + js.verdicts)
+    return [results[n, Framework(f)] for n, f in pairs]
+
+
+def _check_side_by_side(parallel, pairs, one_by_one, tfjs_fp32_only=frozenset()) -> None:
+    assert [(r.reference.model, r.reference.framework) for r in one_by_one] == list(pairs)
+    for (name, framework), alone in zip(pairs, one_by_one):
+        together = {v.cell: v for v in parallel[name, framework].verdicts}
+        expected = [c for c in fast_matrix.cells(name)
+                    if name not in tfjs_fp32_only or c.startswith("tflite/") or c == "tfjs/fp32"]
+        assert [v.cell for v in alone.verdicts] == expected
+        assert alone.reference.value == pytest.approx(parallel[name, framework].reference.value, rel=1e-9)
+        for v in alone.verdicts:
+            _same_numbers(v, together[v.cell], f"{name}/{framework}/{v.cell}")
+
+
 def test_verifying_side_by_side_gives_the_verdicts_of_one_at_a_time(fast_verified, tmp_path):
     """The session fixture verified every pair two at a time in spawned worker processes (verify_pairs, jobs=2,
     cpu_count // 2 TFLite threads each). Here EVERY pair goes again one after another in this process (jobs=1, the
     default 2 threads), TFLite and TF.js: the same verdicts and numbers, results in the order asked for. The two
     runs' thread counts differ or not depending on the machine; nothing here depends on them. Browser rows are not
-    verified again (they run in Chromium, not in the worker pool)."""
-    from edgeproof.verify._parallel import VerifyOptions, verify_pairs
-
+    verified again (they run in Chromium, not in the worker pool). For the two sequence models every TFLite cell
+    and TF.js fp32 go again here, and all their TF.js cells in the slow tier's twin below: their TF.js cells take
+    12-22 s each under Node (fast_matrix.SIDE_BY_SIDE_TFJS_FP32_ONLY)."""
     artifacts, parallel = fast_verified
-    dest = tmp_path / "artifacts"
-    for name, framework in fast_matrix.PAIRS:
-        shutil.copytree(model_dir(artifacts, name, framework), model_dir(dest, name, framework))
-    pairs = [(name, Framework(framework)) for name, framework in fast_matrix.PAIRS]
-    one_by_one = verify_pairs(pairs, VerifyOptions(str(dest), browsers=()), jobs=1)
-    assert [(r.reference.model, r.reference.framework) for r in one_by_one] == list(fast_matrix.PAIRS)
-    for (name, framework), alone in zip(fast_matrix.PAIRS, one_by_one):
-        together = {v.cell: v for v in parallel[name, framework].verdicts}
-        assert [v.cell for v in alone.verdicts] == fast_matrix.cells(name)
-        assert alone.reference.value == pytest.approx(parallel[name, framework].reference.value, rel=1e-9)
-        for v in alone.verdicts:
-            _same_numbers(v, together[v.cell], f"{name}/{framework}/{v.cell}")
+    short = fast_matrix.SIDE_BY_SIDE_TFJS_FP32_ONLY
+    _check_side_by_side(parallel, fast_matrix.PAIRS,
+                        _verify_one_at_a_time(artifacts, tmp_path, fast_matrix.PAIRS, short), short)
+
+
+@pytest.mark.slow
+def test_verifying_side_by_side_every_cell_of_every_pair(fast_verified, tmp_path):
+    """The twin of the test above with nothing left out: every cell of every pair, TF.js included."""
+    artifacts, parallel = fast_verified
+    _check_side_by_side(parallel, fast_matrix.PAIRS, _verify_one_at_a_time(artifacts, tmp_path, fast_matrix.PAIRS))
 
 
 def test_a_bad_jobs_count_is_refused(tmp_path):
