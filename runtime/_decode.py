@@ -3,17 +3,21 @@
 verify stage, the edge runtime and (as web_demo/src/greedy.js) the browser decode the same way."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
 Predict = Callable[[dict[str, np.ndarray]], np.ndarray]
+StepLogits = Callable[[dict[str, np.ndarray], int], np.ndarray]
 
 
-def greedy_decode(predict: Predict, source_ids: np.ndarray, bos: int, eos: int, batch_size: int = 256) -> np.ndarray:
+def greedy_decode(predict: Predict, source_ids: np.ndarray, bos: int, eos: int, batch_size: int = 256,
+                  step_logits: Optional[StepLogits] = None) -> np.ndarray:
     """Greedy decoding with a (source ids, target prefix) -> logits model at a fixed maximum length.
     Returns the generated ids (without BOS), EOS included, zero after it. Finished rows leave the
-    batch, so each step runs the model on the unfinished ones only (web_demo/src/greedy.js is the same)."""
+    batch, so each step runs the model on the unfinished ones only (web_demo/src/greedy.js is the same).
+    `step_logits(feeds, t)`, when given, returns only step t's logits ([n, vocab]) instead of predict's
+    [n, T, vocab] (a runtime across a process boundary sends 1/T of the data)."""
     out = []
     for start in range(0, len(source_ids), batch_size):
         src = source_ids[start:start + batch_size]
@@ -22,8 +26,9 @@ def greedy_decode(predict: Predict, source_ids: np.ndarray, bos: int, eos: int, 
         tgt[:, 0] = bos
         active = np.arange(n)
         for t in range(max_len - 1):
-            logits = predict({"source_ids": src[active], "target_ids": tgt[active]})
-            nxt = logits[:, t].argmax(-1).astype(src.dtype)
+            feeds = {"source_ids": src[active], "target_ids": tgt[active]}
+            logits = step_logits(feeds, t) if step_logits is not None else predict(feeds)[:, t]
+            nxt = logits.argmax(-1).astype(src.dtype)
             tgt[active, t + 1] = nxt
             active = active[nxt != eos]
             if not len(active):

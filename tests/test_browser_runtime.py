@@ -208,6 +208,36 @@ def test_browser_predictor_binds_canonical_inputs(browser, tflite_dir):
         BrowserPredictor(browser, get_spec("imdb_lstm"), lstm, tflite_dir("imdb_lstm"), "litertjs-wasm")
 
 
+def test_greedy_steps_bring_back_only_their_position(browser, tflite_dir):
+    """Greedy decoding in the browser asks the page for step t's logits alone ([n, vocab], not [n, T, vocab]:
+    1/32 of the data across the DevTools protocol for the translator). The fast PyTorch translator's fp32 .tflite
+    in LiteRT.js: each position equals the whole output's slice exactly, and decoding 8 test sentences that way
+    gives the ids decoding from the whole logits gives."""
+    from edgeproof import get_spec
+    from edgeproof.convert import load_records
+    from edgeproof.runtime._decode import greedy_decode
+    from edgeproof.train.models.translator import BOS, EOS
+    from edgeproof.verify._browser_predictor import BrowserPredictor
+    from edgeproof.verify._browser_rows import _InBrowser
+
+    spec, root = get_spec("translator"), tflite_dir("translator", "torch")
+    record = next(r for r in load_records(root) if r.target == "tflite" and r.mode == "fp32")
+    predictor = BrowserPredictor(browser, spec, record, root, "litertjs-wasm")
+    try:
+        probes = {k: v[:5] for k, v in spec.probe_inputs().items()}
+        whole = predictor(probes)["logits"]
+        assert whole.ndim == 3
+        for t in (0, 7, whole.shape[1] - 1):
+            np.testing.assert_array_equal(predictor(probes, position=t)["logits"], whole[:, t])
+        src = spec.probe_inputs()["source_ids"][:8]
+        pre = {"bos": BOS, "eos": EOS}
+        stepwise = _InBrowser(predictor, "logits").decode(src, pre["bos"], pre["eos"])
+        full = greedy_decode(lambda x: predictor(x)["logits"], src, pre["bos"], pre["eos"])
+        assert stepwise.tolist() == full.tolist()
+    finally:
+        predictor.close()
+
+
 def test_closing_a_browser_that_already_died_is_not_an_error():
     """The main job (default profile) crashed at the end of a model's LiteRT.js rows with Playwright's
     "connection closed" raised by BrowserRunner.close(): the rows were recorded, only the cleanup failed."""
@@ -252,11 +282,11 @@ def test_page_calls_are_bounded_in_bytes_not_only_in_rows():
             return {"logits": np.broadcast_to(src[:, :1, None].astype(np.float32), (len(src), 32, 8000))}
 
         def predict(self, feed):
-            assert self.batch == -1 or len(feed["src"]) == self.batch
+            assert len(feed["src"]) == self.batch
             return self._answer(feed)
 
-        def predict_split(self, feed, step):
-            assert len(feed["src"]) % step == 0
+        def predict_split(self, feed, step, position=None):
+            assert len(feed["src"]) % step == 0 and position is None
             return self._answer(feed)
 
     tensor = lambda name, shape, dtype: {"name": name, "shape": shape, "dtype": dtype, "layout": "NT"}  # noqa: E731

@@ -178,15 +178,29 @@ function concatRows(parts) {
   return { dtype: first.dtype, shape: [rows, ...first.shape.slice(1)], data };
 }
 
+// One position of axis 1 of every output of rank 3 or more ([n, T, ...] -> [n, ...]): what greedy decoding reads
+// at step t, 1/T of the logits to send back (position null: the outputs whole).
+function atPosition(v, position) {
+  if (position === null || position === undefined || v.shape.length < 3) return v;
+  const [n, steps, ...rest] = v.shape;
+  if (position < 0 || position >= steps) throw new Error(`position ${position} is outside axis 1 of size ${steps}`);
+  const per = rest.reduce((a, b) => a * b, 1);
+  const data = new v.data.constructor(n * per);
+  for (let r = 0; r < n; r++) data.set(v.data.subarray((r * steps + position) * per, (r * steps + position + 1) * per), r * per);
+  return { dtype: v.dtype, shape: [n, ...rest], data };
+}
+
 // Many examples in one page call: run in steps of `step` rows (a pinned batch), outputs concatenated. The
 // caller pads the last step; nothing travels per step, so a test split costs inference, not round trips.
-async function runSplit(feeds, step) {
+async function runSplit(feeds, step, position = null) {
   const n = Object.values(feeds)[0].shape[0];
   if (n % step !== 0) throw new Error(`${n} rows do not divide into steps of ${step}`);
   const parts = {};
   for (let i = 0; i < n; i += step) {
     const out = await run(Object.fromEntries(Object.entries(feeds).map(([k, f]) => [k, rowsOf(f, i, step)])));
-    for (const [k, v] of Object.entries(out)) (parts[k] ??= []).push({ dtype: v.dtype, shape: Array.from(v.shape), data: v.data });
+    for (const [k, v] of Object.entries(out)) {
+      (parts[k] ??= []).push(atPosition({ dtype: v.dtype, shape: Array.from(v.shape), data: v.data }, position));
+    }
   }
   return Object.fromEntries(Object.entries(parts).map(([k, list]) => [k, concatRows(list)]));
 }
@@ -234,8 +248,8 @@ window.harness = {
     const out = await run(decodeFeeds(wire));
     return { ok: true, outputs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, toWire(v.dtype, v.shape, v.data)])) };
   }),
-  predictSplit: ({ feeds, step }) => guarded(async () => {
-    const out = await runSplit(decodeFeeds(feeds), step);
+  predictSplit: ({ feeds, step, position }) => guarded(async () => {
+    const out = await runSplit(decodeFeeds(feeds), step, position ?? null);
     return { ok: true, outputs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, toWire(v.dtype, v.shape, v.data)])) };
   }),
   time: ({ feeds, warmup, repeats }) => guarded(async () => {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -51,28 +51,34 @@ class BrowserPredictor:
         raw = self.browser.predict(feed)
         return {b.canonical: from_artifact(b, raw[b.name]) for b in self.outputs}
 
-    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def __call__(self, inputs: dict[str, np.ndarray], position: Optional[int] = None) -> dict[str, np.ndarray]:
+        """Canonical outputs on canonical `inputs`; with `position`, only that index of axis 1 of every output of
+        rank 3 or more (what greedy decoding reads at that step: 1/T of the logits crosses the protocol)."""
         feed = {b.name: to_artifact(b, inputs[b.canonical]) for b in self.inputs}
         n = len(next(iter(feed.values())))
         step = self.static_batch
-        block = self.block_rows(feed, step or 1)
-        if n <= block and (step is None or n == step):
+        block = self.block_rows(feed, step or 1, position)
+        if position is None and n <= block and (step is None or n == step):
             return self._run(feed)
         pad = (-n) % (step or 1)  # the last step padded with copies of the last row, dropped again below
         if pad:
             feed = {k: np.concatenate([v, np.repeat(v[-1:], pad, axis=0)]) for k, v in feed.items()}
         self.browser.use(self.info)
         blocks = [{k: v[i:i + block] for k, v in feed.items()} for i in range(0, n + pad, block)]
-        parts = [self.browser.predict(b) if step is None else self.browser.predict_split(b, step) for b in blocks]
+        parts = [self.browser.predict_split(b, step or len(next(iter(b.values()))), position) for b in blocks]
         raw = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return {b.canonical: from_artifact(b, raw[b.name][:n]) for b in self.outputs}
 
-    def block_rows(self, feed: dict[str, np.ndarray], step: int) -> int:
+    def block_rows(self, feed: dict[str, np.ndarray], step: int, position: Optional[int] = None) -> int:
         """Rows per page call: a multiple of `step`, at most BLOCK_ROWS, and inputs plus outputs within
-        BLOCK_BYTES (output rows sized from the loaded model's shapes, 4 bytes an element, unknown dims as 1)."""
+        BLOCK_BYTES (output rows sized from the loaded model's shapes, 4 bytes an element, unknown dims as 1;
+        with `position`, axis 1 of rank-3+ outputs counts once)."""
+        def row_elements(shape: list) -> int:
+            dims = [abs(int(d)) or 1 for d in (shape or [1])[1:]]
+            return int(np.prod(dims[1:] if position is not None and len(dims) >= 2 else dims))
+
         row_in = sum(v[:1].nbytes for v in feed.values())
-        row_out = sum(4 * int(np.prod([abs(int(d)) or 1 for d in (o.get("shape") or [1])[1:]]))
-                      for o in self.info.outputs)
+        row_out = sum(4 * row_elements(o.get("shape")) for o in self.info.outputs)
         rows = min(BLOCK_ROWS, BLOCK_BYTES // max(1, row_in + row_out))
         return max(step, rows // step * step)
 

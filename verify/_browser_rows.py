@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from edgeproof._quant import Target
+from edgeproof.runtime._decode import greedy_decode
 from edgeproof.convert._artifact import ArtifactRecord
 from edgeproof.errors import EdgeproofError
 
@@ -31,6 +32,11 @@ class _InBrowser(ArtifactPredictor):
 
     def __call__(self, inputs: Arrays) -> Arrays:
         return self.predictor(inputs)
+
+    def decode(self, source_ids: np.ndarray, bos: int, eos: int) -> np.ndarray:
+        """Greedy decoding as the native rows do, each step's logits alone sent back from the page."""
+        return greedy_decode(None, source_ids, bos, eos,
+                             step_logits=lambda feeds, t: self.predictor(feeds, position=t)[self.first])
 
     def latency_ms(self, example: Arrays, repeats: int = 20) -> float:
         return self.predictor.latency_ms(example, repeats)

@@ -322,12 +322,15 @@ class BrowserRunner:
         out = self._call("predict", wire)["outputs"]
         return {k: _decode(k, v) for k, v in out.items()}
 
-    def predict_split(self, feed: dict[str, np.ndarray], step: int) -> dict[str, np.ndarray]:
+    def predict_split(self, feed: dict[str, np.ndarray], step: int, position: Optional[int] = None
+                      ) -> dict[str, np.ndarray]:
         """predict() on many examples in one page call, run in steps of `step` rows inside the page (the rows
-        must divide into steps: pad the last one)."""
+        must divide into steps: pad the last one). `position`: only that index of axis 1 of every output of rank
+        3 or more comes back ([n, T, ...] -> [n, ...]; greedy decoding's step)."""
         names = self._names_for(feed)
         wire = {k: _encode(k, v, names[k]) for k, v in feed.items()}
-        out = self._call("predictSplit", {"feeds": wire, "step": int(step)})["outputs"]
+        arg = {"feeds": wire, "step": int(step), "position": None if position is None else int(position)}
+        out = self._call("predictSplit", arg)["outputs"]
         return {k: _decode(k, v) for k, v in out.items()}
 
     def time(self, feed: dict[str, np.ndarray], warmup: int = 3, repeats: int = 20) -> dict[str, Any]:
