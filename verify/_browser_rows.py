@@ -13,9 +13,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from edgeproof._quant import Target
-from edgeproof.runtime._decode import greedy_decode
 from edgeproof.convert._artifact import ArtifactRecord
 from edgeproof.errors import EdgeproofError
+from edgeproof.runtime._decode import greedy_decode_steps
 
 from ._files import artifact_files
 from ._runners import Arrays, ArtifactPredictor
@@ -35,8 +35,7 @@ class _InBrowser(ArtifactPredictor):
 
     def decode(self, source_ids: np.ndarray, bos: int, eos: int) -> np.ndarray:
         """Greedy decoding as the native rows do, each step's logits alone sent back from the page."""
-        return greedy_decode(None, source_ids, bos, eos,
-                             step_logits=lambda feeds, t: self.predictor(feeds, position=t)[self.first])
+        return greedy_decode_steps(lambda feeds, t: self.predictor(feeds, position=t)[self.first], source_ids, bos, eos)
 
     def latency_ms(self, example: Arrays, repeats: int = 20) -> float:
         return self.predictor.latency_ms(example, repeats)
