@@ -27,6 +27,8 @@ export class RuntimeUnsupportedError extends Error {
   }
 }
 
+const TYPED = { float32: Float32Array, int32: Int32Array, uint8: Uint8Array }; // LiteRT.js 2.5.3's JS dtypes
+
 const reasonOf = (e) => String(e?.message ?? e).split('\n')[0].replace(/^ERROR: /, '');
 
 let loading = null;
@@ -114,19 +116,60 @@ export class LiteRtModel {
     return list.find((d) => d.tensor === name) ?? list.find((d) => d.signature === name);
   }
 
+  /**
+   * The input tensor for input `i` holding `data`. On the wasm accelerator the tensor is made once and
+   * kept; later calls write into its host buffer (lock, copy, unlock). Making a LiteRT.js tensor costs a
+   * dozen embind calls, a share of a small model's run that showed in the browser-vs-native benchmark.
+   */
+  inputTensor(i, data, shape) {
+    if (this.accelerator !== 'wasm' || this.wasm === undefined) return { tensor: new this.core.Tensor(data, shape), owned: true };
+    this.kept ??= [];
+    const k = this.kept[i];
+    if (k !== undefined && k.ctor === data.constructor && k.bytes === data.byteLength) {
+      const b = k.tensor.liteRtTensorBuffer;
+      const ptr = b.lock(this.wasm.LiteRtTensorBufferLockMode.WRITE);
+      try {
+        this.wasm.HEAPU8.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), ptr);
+      } finally {
+        b.unlock();
+      }
+      return { tensor: k.tensor, owned: false };
+    }
+    k?.tensor.delete();
+    const tensor = new this.core.Tensor(data, shape);
+    this.kept[i] = { tensor, ctor: data.constructor, bytes: data.byteLength };
+    return { tensor, owned: false };
+  }
+
+  /** A host tensor's data as a fresh typed array (one lock and one copy; toTypedArray's checks kept). */
+  read(r) {
+    const ctor = TYPED[r.type.dtype];
+    const b = r.liteRtTensorBuffer;
+    if (ctor === undefined || this.wasm === undefined || b.offset() !== 0 || b.size() !== b.packedSize()) return r.toTypedArray();
+    const ptr = b.lock(this.wasm.LiteRtTensorBufferLockMode.READ);
+    try {
+      return new ctor(this.wasm.HEAPU8.slice(ptr, ptr + b.packedSize()).buffer);
+    } finally {
+      b.unlock();
+    }
+  }
+
   async run(feeds) {
+    const owned = [];
     const made = [];
     let results = [];
     const bySignature = this.inputs.every((d) => d.signature in feeds) && !this.inputs.every((d) => d.tensor in feeds);
     try {
-      for (const d of this.inputs) {
+      for (const [i, d] of this.inputs.entries()) {
         const f = bySignature ? feeds[d.signature] : feeds[d.tensor];
         if (f === undefined) throw new Error(`missing input ${d.tensor}; the model takes ${this.inputs.map((x) => x.tensor).join(', ')}`);
         const shape = Array.from(f.shape);
-        if (shape.length !== d.shape.length || shape.some((n, i) => n !== d.shape[i])) {
+        if (shape.length !== d.shape.length || shape.some((n, j) => n !== d.shape[j])) {
           throw new Error(`input ${d.tensor} has shape [${shape}]; the model takes [${d.shape}]`);
         }
-        made.push(new this.core.Tensor(f.data, shape));
+        const { tensor, owned: mine } = this.inputTensor(i, f.data, shape);
+        made.push(tensor);
+        if (mine) owned.push(tensor);
       }
       results = await this.compiled.run(made);
       const out = {};
@@ -136,16 +179,18 @@ export class LiteRtModel {
           r = await r.moveTo('wasm');
           results[i] = r;
         }
-        out[bySignature ? this.outputs[i].signature : this.outputs[i].tensor] = { dtype: r.type.dtype, shape: Array.from(r.type.layout.dimensions), data: r.toTypedArray() };
+        out[bySignature ? this.outputs[i].signature : this.outputs[i].tensor] = { dtype: r.type.dtype, shape: Array.from(r.type.layout.dimensions), data: this.read(r) };
       }
       return out;
     } finally {
-      for (const t of made) t.delete();
+      for (const t of owned) t.delete();
       for (const t of results) if (!t.deleted) t.delete();
     }
   }
 
   delete() {
+    for (const k of this.kept ?? []) if (k !== undefined && !k.tensor.deleted) k.tensor.delete();
+    this.kept = [];
     if (!this.compiled.deleted) this.compiled.delete();
   }
 }
@@ -193,7 +238,7 @@ export async function compileTflite(bytes, { accelerator = 'wasm', threads = 1 }
       outputs: byName(info.outputs, compiled.getOutputDetails(), 'output'),
     };
     return new LiteRtModel(core, compiled, mapped, {
-      runtime, accelerator, threads: accelerator === 'wasm' ? compiled.options.cpuOptions.numThreads : null,
+      runtime, accelerator, wasm: lib.liteRtWasm, threads: accelerator === 'wasm' ? compiled.options.cpuOptions.numThreads : null,
       threadedBuild: threaded, version, pinnedDims: pinned.pinned,
       fullyAccelerated: compiled.isFullyAccelerated,
     });
