@@ -18,7 +18,7 @@ demo:
 	.venv/bin/edgeproof pipeline --profile $(PROFILE)
 
 test: setup
-	.venv/bin/python -m pytest $(PYTEST_ARGS)
+	.venv/bin/python scripts/run_tests.py $(PYTEST_ARGS)
 
 test-slow: setup
 	.venv/bin/python -m pytest -m slow $(PYTEST_ARGS)

@@ -130,3 +130,31 @@ def fast_verified(fast_converted):
     results = dict(zip(browser, verify_pairs(browser, VerifyOptions(str(artifacts)), jobs=2)))
     results.update(zip(native, verify_pairs(native, VerifyOptions(str(artifacts), browsers=()), jobs=2)))
     return artifacts, {(name, f.value): results[name, f] for name, f in pairs}
+
+
+# -- the two halves `make test` runs side by side (scripts/run_tests.py) ----------------------------------------------
+SESSION_FIXTURES = frozenset({"fast_trained", "fast_converted", "fast_verified"})
+HALVES = ("fast-models", "independent")
+
+
+def uses_fast_models(item: pytest.Item) -> bool:
+    """True when the test needs the session's fast models (directly or through another fixture)."""
+    return bool(SESSION_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--half", choices=HALVES, default=None,
+                     help="only the tests that use the session's fast models (fast-models: they train, convert and "
+                          "verify them once, and every test that compares them in memory with their files runs here), "
+                          "or only the others (independent); scripts/run_tests.py runs both halves at once")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    half = config.getoption("--half")
+    if half is None:
+        return
+    keep = [it for it in items if uses_fast_models(it) == (half == "fast-models")]
+    dropped = [it for it in items if uses_fast_models(it) != (half == "fast-models")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
