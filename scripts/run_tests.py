@@ -43,7 +43,7 @@ def run_halves() -> int:
     LOG.parent.mkdir(exist_ok=True)
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="edgeproof-tests-") as tmp, open(LOG, "w", encoding="utf-8") as log:
-        print(f"make test: two halves at once; the independent half writes {LOG.relative_to(REPO)} "
+        print(f"make test: two halves at once; the independent half writes {os.path.relpath(LOG, REPO)} "
               f"(printed when it ends)", flush=True)
         other = subprocess.Popen(_command("independent", Path(tmp) / "independent"), cwd=REPO,
                                  stdout=log, stderr=subprocess.STDOUT)
@@ -59,7 +59,7 @@ def run_halves() -> int:
         except BaseException:
             _stop(procs)
             raise
-    print(f"\n===== the independent half (test-output/{LOG.name}) =====", flush=True)
+    print(f"\n===== the independent half ({os.path.relpath(LOG, REPO)}) =====", flush=True)
     sys.stdout.write(LOG.read_text(encoding="utf-8", errors="replace"))
     verdict = lambda rc: "passed" if rc == 0 else f"FAILED (pytest exit status {rc})"  # noqa: E731
     print(f"\nmake test: fast-models half {verdict(rc_main)}; independent half {verdict(rc_other)}; "
