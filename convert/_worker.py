@@ -19,6 +19,8 @@ from typing import Optional
 
 import numpy as np
 
+from edgeproof._orphan import exit_with_parent
+
 
 @dataclass
 class Job:
@@ -127,6 +129,7 @@ def _run_one(saved_model: Path, job: Job, calibration) -> list:
 
 
 def _main(spec_path: str) -> int:
+    exit_with_parent()
     spec = json.loads(Path(spec_path).read_text())
     calibration = dict(np.load(spec["calibration"])) if spec["calibration"] else None
     for k, raw in enumerate(spec["jobs"]):

@@ -15,6 +15,7 @@ from multiprocessing import get_context
 from typing import Optional, Sequence
 
 from edgeproof import _log
+from edgeproof._orphan import exit_with_parent
 from edgeproof._spec import Task
 from edgeproof.convert import ModelFolder
 from edgeproof.errors import EdgeproofError
@@ -145,6 +146,7 @@ def _start_worker(threads: int, lines) -> None:
     progress lines sent to the parent (which prints them, so they read as one log)."""
     global _lines
     _lines = lines
+    exit_with_parent()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                 "TF_NUM_INTEROP_THREADS"):
         os.environ[var] = str(threads)
