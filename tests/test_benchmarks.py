@@ -264,3 +264,15 @@ def test_browser_runtimes_time_the_web_bundles(small_artifacts):
     assert len(lite) == len(native)
     assert all(r.get("vs_native", 0) > 0 or r["error"].startswith("unsupported:") for r in lite), lite
     assert len([r for r in vs if r["runtime"] == "TF.js wasm"]) == len(wasm)  # one per TF.js bundle and thread count
+
+
+def test_browser_report_says_what_a_second_thread_buys_natively_and_in_litertjs():
+    from benchmarks._browser_report import _scaling
+
+    def row(threads, p50, native):
+        return {"framework": "keras", "mode": "int8", "runtime": "LiteRT.js wasm", "threads_requested": threads,
+                "steady": {"p50_ms": p50}, "native_p50_ms": native}
+
+    text = _scaling([row(1, 0.215, 0.129), row(2, 0.175, 0.072)])
+    assert "keras: natively 1.79x, in LiteRT.js wasm 1.23x" in text  # 0.129/0.072, 0.215/0.175
+    assert _scaling([row(1, 0.215, 0.129)]) == ""  # one thread count: nothing to compare
