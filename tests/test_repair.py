@@ -67,6 +67,14 @@ def test_a_failing_int8_climbs_the_ladder_and_stops_at_the_first_passing_recipe(
     verdicts = {v.cell: v for v in load_verdicts(result.root)[1]}
     assert verdicts["tflite/int8"].status.value == "fail"  # the original cell stays visible as failed
     assert verdicts["tflite/int8-16x8"].status.value == "pass" and verdicts["tflite/int8-16x8"].recipe
+    # the chosen .tflite gets its LiteRT.js row (deploy --target web ships a .tflite only on a passing one);
+    # the failing candidate gets none: a browser row costs a Chromium run and proves nothing the gate needs
+    row = verdicts["tflite/int8-16x8 in litertjs-wasm"]
+    assert row.status.value in ("pass", "fail", "unsupported") and (row.passed or row.reason or row.failures)
+    print(f"16x8 in LiteRT.js: {row.summary()}")
+    assert outcome.browsers == {"litertjs-wasm": row.summary()}
+    assert "tflite/int8-calib in litertjs-wasm" not in verdicts
+    assert "In the browser: litertjs-wasm: " in (result.root / "report.md").read_text()
     attribution = json.loads((result.root / outcome.attribution).read_text())
     assert {l["source"] for l in attribution["layers"]} >= {"conv_a", "conv_b", "probs"}
     assert attribution["split"]["added_by_quantization"] > attribution["split"]["fp32_conversion"]

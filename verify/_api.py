@@ -184,14 +184,16 @@ def verify_source(source: Source, root: Path | str, *, targets: Optional[Iterabl
                   modes: Optional[Iterable[str]] = None, tfjs_backend: str = "wasm", progress: bool = True,
                   num_threads: int = 2, say: Optional[Callable[..., None]] = None,
                   budgets: Optional[dict] = None, browsers: Sequence[str] = BROWSER_RUNTIMES,
-                  cells: Optional[Iterable[str]] = None, baseline: Any = None) -> ModelVerification:
+                  cells: Optional[Iterable[str]] = None, baseline: Any = None,
+                  browser_only_passing: bool = False) -> ModelVerification:
     """Verify the converted artifacts in `root` (conversion.json) against `source`; write parity.json
     (merged over the cells not verified this time). `num_threads`: the TFLite interpreter's threads;
     `say`: where progress lines go (default: print, or nowhere without `progress`); `budgets`: overrides
     {QuantMode: {field: value}} (see edgeproof.verify._budgets.parse_overrides); `browsers`: the browser
     runtimes the .tflite artifacts are also proven in (rows `tflite/<mode> in <runtime>`; () for none);
     `cells`: only these cells (record keys such as 'tflite/int8-16x8'); `baseline`: an earlier
-    verification's `.baseline` of the same source, not computed again."""
+    verification's `.baseline` of the same source, not computed again; `browser_only_passing`: browser rows only
+    for the .tflite files that passed natively (the repair ladder's chosen candidate)."""
     root = Path(root)
     say = say or (_log.detail if progress else (lambda *a, **k: None))
     records = load_records(root)
@@ -230,7 +232,8 @@ def verify_source(source: Source, root: Path | str, *, targets: Optional[Iterabl
         run=run, judge=lambda verdict, record, outputs: _judge(base, verdict, record, outputs, result),
         tfjs_backend=tfjs_backend, say=say)
     if browsers:
-        result.verdicts += browser_rows(contract, records, result.verdicts, root, run,
+        natives = [v if v.passed or not browser_only_passing else None for v in result.verdicts]
+        result.verdicts += browser_rows(contract, records, natives, root, run,
                                         lambda verdict, record, outputs: _judge(base, verdict, record, outputs, result),
                                         say, browsers)
     write_parity(root, result, source.describe())

@@ -50,12 +50,13 @@ def _row(native: ArtifactVerdict, runtime: str) -> ArtifactVerdict:
 def browser_rows(contract: Any, records: Sequence[ArtifactRecord], natives: Sequence[ArtifactVerdict], root: Path,
                  run: Callable, judge: Callable, say: Callable, runtimes: Sequence[str] = BROWSER_RUNTIMES
                  ) -> list[ArtifactVerdict]:
-    """One row per converted .tflite and browser runtime. `run(predictor)` and `judge(verdict, record, outputs)`
-    are verify_source's own."""
+    """One row per converted .tflite and browser runtime (a None in `natives`: no rows for that record).
+    `run(predictor)` and `judge(verdict, record, outputs)` are verify_source's own."""
     from ._browser_predictor import BrowserPredictor
     from ._browser_runtime import BrowserRunner, BrowserRuntimeError, RuntimeUnsupportedError
 
-    pairs = [(r, v) for r, v in zip(records, natives) if r.target == Target.TFLITE.value and r.status == "ok"]
+    pairs = [(r, v) for r, v in zip(records, natives)
+             if v is not None and r.target == Target.TFLITE.value and r.status == "ok"]
     if not pairs:
         return []
     rows: list[ArtifactVerdict] = []

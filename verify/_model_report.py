@@ -60,6 +60,8 @@ def _attribution_section(root: Path, source: Source) -> list[str]:
             tried = "; ".join(f"{t['cell']}: {t['verdict']}" for t in outcome["tried"]) or "nothing"
             lines += [f"Repair of {outcome['cell']}: {outcome['status']}" + (f" -> {outcome['chosen']}" if
                       outcome["chosen"] else "") + f" (tried: {tried}).", ""]
+            if outcome.get("browsers"):
+                lines += ["In the browser: " + "; ".join(f"{rt}: {v}" for rt, v in outcome["browsers"].items()) + ".", ""]
             speed = outcome.get("speed") or {}
             if speed.get("median_ms"):
                 lines += ["Speed, one thread, interleaved in one run (median ms): " + ", ".join(

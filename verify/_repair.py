@@ -21,6 +21,7 @@ from edgeproof.convert._api import convert_variants, int8_attribution
 
 from . import _attribution
 from ._api import load_verdicts, verify_source
+from ._browser_rows import BROWSER_RUNTIMES
 from ._verdict import ArtifactVerdict, Status
 
 REPAIR_JSON = "repair.json"
@@ -36,6 +37,7 @@ class RepairOutcome:
     tried: list[dict[str, Any]] = field(default_factory=list)  # {"cell", "recipe", "verdict"}
     attribution: Optional[str] = None  # path of the attribution JSON
     speed: Optional[dict[str, Any]] = None  # the chosen artifact against fp32 and dynamic, one run
+    browsers: dict[str, str] = field(default_factory=dict)  # the chosen .tflite's verdict in each browser runtime
 
 
 def _tflite_ladder(layers: list[dict]) -> Iterator[tuple[str, dict, dict]]:
@@ -81,13 +83,17 @@ def _climb(source: Source, root: Path, verdict: ArtifactVerdict, ladder, state: 
             outcome.tried.append({"cell": record.key, "recipe": recipe, "verdict": f"unsupported: {record.reason}"})
             say(f"   repair {verdict.key} -> {record.key}: unsupported: {record.reason}", flush=True)
             continue
-        result = verify_source(source, root, cells=[record.key], browsers=(), baseline=state.get("baseline"),
-                               say=say)
+        # a .tflite candidate that passes natively is proven in the browser runtimes too (the web demo runs .tflite
+        # files in LiteRT.js, and deploy --target web ships one only on a passing row); failing ones are not
+        result = verify_source(source, root, cells=[record.key], baseline=state.get("baseline"), say=say,
+                               browsers=BROWSER_RUNTIMES if verdict.target == "tflite" else (),
+                               browser_only_passing=True)
         state["baseline"] = result.baseline
-        (candidate,) = result.verdicts
+        (candidate,) = [v for v in result.verdicts if not v.browser]
         outcome.tried.append({"cell": record.key, "recipe": recipe, "verdict": candidate.summary()})
         if candidate.status is Status.PASS:
             outcome.status, outcome.chosen = "repaired", record.key
+            outcome.browsers = {v.browser: v.summary() for v in result.verdicts if v.browser}
             if verdict.target == "tflite":
                 outcome.speed = _speed_of(source, root, record.key)
             break
