@@ -14,6 +14,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")  # else tensorflowjs -> tfdf imports IPython
 
 REUSE_ENV = "EDGEPROOF_TEST_REUSE_TRAINED"
+# scripts/run_tests.py: where the fast-models process publishes its verified fast models for the late process, and the
+# switch that turns a self-comparison skip into a failure there (CI must run every check somewhere)
+PUBLISH_ENV = "EDGEPROOF_TEST_PUBLISH_FAST_MODELS"
+NO_SELF_SKIP_ENV = "EDGEPROOF_TEST_REUSE_MUST_NOT_SKIP"
 # Which session fixtures read their results back from a reused folder instead of computing them (developer
 # shortcut, see fast_trained). A test that compares a fixture's in-memory results with the files it wrote must not
 # run on loaded results: it would compare a file with itself. Use `loaded_from_disk(stage)`.
@@ -28,9 +32,12 @@ def loaded_from_disk(stage: str) -> bool:
 
 def skip_self_comparison(stage: str, what: str) -> None:
     """An explicit, printed skip for a check that would compare a reused file with itself."""
+    if loaded_from_disk(stage) and os.environ.get(NO_SELF_SKIP_ENV):
+        pytest.fail(f"{what} needs the fixtures computed in this process, but this is make test's late process "
+                    f"(fixtures read back from disk): keep this test's module out of scripts/run_tests.py LATE")
     if loaded_from_disk(stage):
         pytest.skip(f"{REUSE_ENV} is set: the {stage} results were read back from the files, so {what} would compare "
-                    f"them with themselves (CI never sets it; this check runs there)")
+                    f"them with themselves (in CI this check runs in make test's fast-models process)")
 
 
 def run_python(code: str, python: str | Path = sys.executable, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -61,8 +68,8 @@ def fast_trained(tmp_path_factory):
 
     artifacts = tmp_path_factory.mktemp("fast-artifacts")
     reuse = os.environ.get(REUSE_ENV)
-    if reuse:  # developer shortcut: a fast-artifacts folder made earlier by these fixtures (never set in CI);
-        # conversion and verification are reused too when every model has them
+    if reuse:  # a fast-artifacts folder made earlier by these fixtures (a developer shortcut, and make test's late
+        # process: scripts/run_tests.py); conversion and verification are reused too when every model has them
         print(f"\nEDGEPROOF_TEST_REUSE_TRAINED: reusing the fast artifacts in {reuse}, not training")
         shutil.copytree(reuse, artifacts, dirs_exist_ok=True)
         LOADED["trained"] = True
@@ -129,10 +136,26 @@ def fast_verified(fast_converted):
     native = [p for p in pairs if p[0] in FIXTURE_WITHOUT_BROWSER]
     results = dict(zip(browser, verify_pairs(browser, VerifyOptions(str(artifacts)), jobs=2)))
     results.update(zip(native, verify_pairs(native, VerifyOptions(str(artifacts), browsers=()), jobs=2)))
+    _publish(artifacts)
     return artifacts, {(name, f.value): results[name, f] for name, f in pairs}
 
 
-# -- the two halves `make test` runs side by side (scripts/run_tests.py) ----------------------------------------------
+def _publish(artifacts: Path) -> None:
+    """scripts/run_tests.py: a snapshot of the freshly verified fast models in $EDGEPROOF_TEST_PUBLISH_FAST_MODELS,
+    for its third pytest process (the late tests, which read them back with EDGEPROOF_TEST_REUSE_TRAINED); the file
+    `ready` (the snapshot's path) is written last, atomically."""
+    import shutil
+
+    shared = os.environ.get(PUBLISH_ENV)
+    if not shared:
+        return
+    snapshot = Path(shared) / "fast-artifacts"
+    shutil.copytree(artifacts, snapshot)
+    (Path(shared) / "ready.tmp").write_text(str(snapshot))
+    os.replace(Path(shared) / "ready.tmp", Path(shared) / "ready")
+
+
+# -- the halves `make test` runs side by side (scripts/run_tests.py) --------------------------------------------------
 SESSION_FIXTURES = frozenset({"fast_trained", "fast_converted", "fast_verified"})
 HALVES = ("fast-models", "independent")
 

@@ -1,6 +1,6 @@
-"""scripts/run_tests.py and conftest's --half: `make test` runs two pytest processes at once. Together they must run
-exactly the default tier (no test in both, none in neither), a failure in either half fails the whole, and a kill
-stops both."""
+"""scripts/run_tests.py and conftest's --half: `make test` runs pytest processes side by side. Together they must run
+exactly the default tier (no test in both, none in neither), a failure in any fails the whole, and a kill stops
+them all."""
 from __future__ import annotations
 
 import importlib.util
@@ -44,18 +44,41 @@ def _load_runner():
     return module
 
 
-def test_a_failing_half_fails_the_whole_and_both_outputs_are_shown(monkeypatch, tmp_path, capfd):
+def test_late_modules_exist_and_never_need_the_fixtures_in_memory():
+    """The late process reads the fast models back from disk: a module that compares the fixtures in memory with
+    their files (skip_self_comparison / loaded_from_disk) must stay in the fast-models process."""
     runner = _load_runner()
-    monkeypatch.setattr(runner, "LOG", tmp_path / "independent.log")
-    codes = {"fast-models": 0, "independent": 3}
-    monkeypatch.setattr(runner, "_command", lambda half, base: [
-        sys.executable, "-c", f"print('{half} ran in', {str(base)!r}); raise SystemExit({codes[half]})"])
-    assert runner.run_halves() == 1
+    for module in runner.LATE:
+        text = (REPO / module).read_text()
+        assert "skip_self_comparison" not in text and "loaded_from_disk" not in text, module
+
+
+def _fake(codes: dict[str, int], publish: bool):
+    def command(name, basetemp, shared):
+        publishing = (f"import pathlib; pathlib.Path({str(shared / 'ready')!r}).write_text('snapshot'); "
+                      if publish and name == "fast-models" else "")
+        return [sys.executable, "-c", f"{publishing}print('{name} ran in', {str(basetemp)!r}); "
+                                      f"raise SystemExit({codes[name]})"], {}
+    return command
+
+
+def test_a_failing_process_fails_the_whole_and_every_output_is_shown(monkeypatch, tmp_path, capfd):
+    runner = _load_runner()
+    monkeypatch.setattr(runner, "LOGS", tmp_path)
+    codes = {"fast-models": 0, "independent": 3, "late": 0}
+    monkeypatch.setattr(runner, "_command", _fake(codes, publish=True))
+    assert runner.run_all() == 1
     out = capfd.readouterr().out
-    assert "fast-models ran in" in out and "independent ran in" in out  # the second half's log is printed
-    assert "fast-models half passed; independent half FAILED (pytest exit status 3)" in out
+    assert all(f"{name} ran in" in out for name in codes)  # the other two logs are printed
+    assert "fast-models passed; independent FAILED (exit status 3); late passed" in out
     codes["independent"] = 0
-    assert runner.run_halves() == 0
+    assert runner.run_all() == 0
+    # a fast-models process that ends without publishing its models: the late tests cannot run, and that fails
+    monkeypatch.setattr(runner, "_command", _fake(codes, publish=False))
+    assert runner.run_all() == 1
+    out = capfd.readouterr().out
+    assert "not run: the fast-models process ended before it published its fast models" in out
+    assert "late FAILED (exit status 1)" in out
 
 
 def _alive(pid: int) -> bool:
@@ -72,8 +95,8 @@ def test_a_kill_stops_both_halves(tmp_path):
     code = (f"import importlib.util, pathlib, sys\n"
             f"spec = importlib.util.spec_from_file_location('rt', {str(SCRIPT)!r})\n"
             f"rt = importlib.util.module_from_spec(spec); spec.loader.exec_module(rt)\n"
-            f"rt.LOG = pathlib.Path({str(tmp_path / 'independent.log')!r})\n"
-            f"rt._command = lambda half, base: [sys.executable, '-c', {sleeper!r}, half]\n"
+            f"rt.LOGS = pathlib.Path({str(tmp_path)!r})\n"
+            f"rt._command = lambda name, base, shared: ([sys.executable, '-c', {sleeper!r}, name], {{}})\n"
             f"sys.exit(rt.main([]))\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pids = [tmp_path / "fast-models.pid", tmp_path / "independent.pid"]
@@ -87,6 +110,6 @@ def test_a_kill_stops_both_halves(tmp_path):
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, (out, err)
-    assert "both halves were stopped" in err
+    assert "every test process was stopped" in err
     time.sleep(0.5)
     assert not [pid for pid in children if _alive(pid)], "a half outlived the kill"
