@@ -96,6 +96,44 @@ def test_litertjs_fp32_equals_ai_edge_litert(browser, tflite_dir):
     assert worst <= FP32_ATOL
 
 
+CONCURRENT_RUNS_JS = r"""
+async ({ url, rows }) => {
+  const { compileTflite } = await import('./src/litert.js');
+  const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+  const m = await compileTflite(bytes, { accelerator: 'wasm', threads: 1 });
+  try {
+    const d = m.inputs[0];
+    const feeds = rows.map((r) => ({ [d.tensor]: { shape: d.shape, data: Float32Array.from(r) } }));
+    const together = await Promise.all(feeds.map((f) => m.run(f)));  // started in one task: they overlap
+    const alone = [];
+    for (const f of feeds) alone.push(await m.run(f));
+    const flat = (outs) => outs.map((o) => Array.from(Object.values(o)[0].data));
+    return { together: flat(together), alone: flat(alone) };
+  } finally {
+    m.delete();
+  }
+}
+"""
+
+
+def test_overlapping_litertjs_runs_each_get_their_own_input(browser, tflite_dir):
+    """LiteRT.js keeps a model's input tensors and writes each call's input into them; its run() yields between
+    taking the inputs and computing, so runs started together must be queued, or one computes on another's input
+    (the demo starts a self-test and a prediction at once). Each of four overlapping runs must equal that row run
+    alone."""
+    import shutil
+
+    path = tflite_dir("mnist_cnn") / "tflite" / "fp32.tflite"
+    page = browser._page_for(1)
+    shutil.copy(path, browser.site / "overlap.tflite")
+    rows = [row.reshape(-1).astype(float).tolist() for row in _probe_rows("mnist_cnn")[:4]]
+    got = page.evaluate(CONCURRENT_RUNS_JS, {"url": f"{browser.url}/overlap.tflite", "rows": rows})
+    together, alone = np.array(got["together"]), np.array(got["alone"])
+    assert together.shape == alone.shape == (4, 10)
+    assert np.abs(alone - alone[0]).max() > 100 * FP32_ATOL  # the rows differ, so a mix-up would show
+    np.testing.assert_array_equal(together, alone)
+
+
 def test_litertjs_int8_within_one_quantization_step(browser, tflite_dir):
     path = tflite_dir("mnist_cnn") / "tflite" / "int8.tflite"
     step = _last_dequantize_scale(path)  # one int8 step of the output, before it is dequantized

@@ -154,7 +154,17 @@ export class LiteRtModel {
     }
   }
 
-  async run(feeds) {
+  /**
+   * Run the model on `feeds`. Calls are queued, one at a time per model: the kept input tensors are shared by every
+   * call, and LiteRT.js's run yields (await) between taking its inputs and computing.
+   */
+  run(feeds) {
+    const next = (this.pending ?? Promise.resolve()).then(() => this.runOnce(feeds));
+    this.pending = next.catch(() => {});
+    return next;
+  }
+
+  async runOnce(feeds) {
     const owned = [];
     const made = [];
     let results = [];
