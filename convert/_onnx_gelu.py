@@ -67,17 +67,17 @@ def _match(erf, producers, consumers, consts, outputs) -> Optional[tuple[str, st
     return x, mul.output[0], [pre, erf, add, halved, mul]
 
 
-def fuse_gelu(model) -> Optional[Any]:
-    """A copy with every exact-GELU pattern fused (opset raised to 20 first when lower); None when there is none."""
+def _rewrite(model, replace_with, opset: Optional[int]) -> Optional[Any]:
+    """A copy with every exact-GELU pattern's nodes replaced by `replace_with(x, y, name, graph)` (a list of nodes
+    computing y from x); `opset`: raise the graph to it first when lower. None when there is no pattern."""
     import onnx
-    from onnx import helper, version_converter
+    from onnx import version_converter
 
     if not any(n.op_type == "Erf" for n in model.graph.node):
         return None
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), GELU_OPSET)
-    work = version_converter.convert_version(model, GELU_OPSET) if opset < GELU_OPSET else onnx.ModelProto()
-    if opset >= GELU_OPSET:
-        work.CopyFrom(model)
+    own = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
+    work = onnx.ModelProto()
+    work.CopyFrom(version_converter.convert_version(model, opset) if opset and own < opset else model)
     graph = work.graph
     producers = {o: n for n in graph.node for o in n.output}
     consumers: dict[str, list] = {}
@@ -85,23 +85,53 @@ def fuse_gelu(model) -> Optional[Any]:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
     consts, outputs = _constants(graph), {o.name for o in graph.output}
-    fused, drop = [], set()
+    replaced, drop = {}, set()
     for erf in [n for n in graph.node if n.op_type == "Erf"]:
         found = _match(erf, producers, consumers, consts, outputs)
         if found is None or any(id(n) in drop for n in found[2]):
             continue
         x, y, nodes = found
         drop.update(id(n) for n in nodes)
-        fused.append((nodes[-1], helper.make_node("Gelu", [x], [y], name=f"{erf.name or 'erf'}_gelu")))
-    if not fused:
+        replaced[id(nodes[-1])] = replace_with(x, y, erf.name or f"erf_{len(replaced)}", graph)
+    if not replaced:
         return None
-    last = {id(old): new for old, new in fused}
     kept = []
     for n in graph.node:
-        if id(n) in last:
-            kept.append(last[id(n)])
+        if id(n) in replaced:
+            kept.extend(replaced[id(n)])
         elif id(n) not in drop:
             kept.append(n)
     del graph.node[:]
     graph.node.extend(kept)
     return work
+
+
+def fuse_gelu(model) -> Optional[Any]:
+    """A copy with every exact-GELU pattern fused into one `Gelu` node (opset raised to 20 first when lower);
+    None when there is none."""
+    from onnx import helper
+
+    return _rewrite(model, lambda x, y, name, graph: [helper.make_node("Gelu", [x], [y], name=f"{name}_gelu")],
+                    GELU_OPSET)
+
+
+def canonical_gelu(model) -> Optional[Any]:
+    """A copy with every exact-GELU pattern written as `(x * 0.5) * (1 + erf(x * (1/sqrt 2)))`, the form the TFLite
+    converter fuses into its builtin GELU (`x * (0.5 * (1 + erf(..)))` and others it leaves as a Select-only Erf).
+    For backends that stop below opset 20 (onnx-tf); None when there is no pattern."""
+    from onnx import TensorProto, helper
+
+    def written_out(x, y, name, graph):
+        consts = {"half": 0.5, "rsqrt2": 1.0 / SQRT2, "one": 1.0}
+        for key, value in consts.items():
+            if not any(i.name == f"edgeproof_gelu_{key}" for i in graph.initializer):
+                graph.initializer.append(helper.make_tensor(f"edgeproof_gelu_{key}", TensorProto.FLOAT, [], [value]))
+        c = {k: f"edgeproof_gelu_{k}" for k in consts}
+        t = [f"{name}_gelu_{k}" for k in ("half", "scaled", "erf", "plus1")]
+        return [helper.make_node("Mul", [x, c["half"]], [t[0]], name=t[0]),
+                helper.make_node("Mul", [x, c["rsqrt2"]], [t[1]], name=t[1]),
+                helper.make_node("Erf", [t[1]], [t[2]], name=t[2]),
+                helper.make_node("Add", [t[2], c["one"]], [t[3]], name=t[3]),
+                helper.make_node("Mul", [t[0], t[3]], [y], name=f"{name}_gelu")]
+
+    return _rewrite(model, written_out, None)

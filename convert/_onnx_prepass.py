@@ -11,7 +11,8 @@ Steps, in order:
 3. simplify: onnxsim constant folding and simplification (the batch dimension kept dynamic; not for graphs with
    recurrent layers, whose initial states it folds into constants onnx2tf cannot take);
 4. opset: graphs below opset 13 converted up to 13 (the converters' best-supported range);
-5. gelu: exact GELU written out with Erf fused into one `Gelu` node (TFLite has no builtin Erf).
+5. gelu: exact GELU written out with Erf fused into one `Gelu` node (TFLite has no builtin Erf); for onnx-tf,
+   which stops at opset 15, written in the one form the TFLite converter fuses into its GELU instead.
 """
 from __future__ import annotations
 
@@ -186,10 +187,10 @@ def prepass(model, feed: dict[str, np.ndarray], say: Callable[..., None] = lambd
         result.names = sanitize_names(m)
         return m
 
-    from ._onnx_gelu import fuse_gelu
+    from ._onnx_gelu import canonical_gelu, fuse_gelu
 
     steps: list[tuple[str, Callable]] = [("names", names), ("shapes", _infer_shapes), ("simplify", _simplify),
-                                         ("opset", _upgrade_opset)] + ([("gelu", fuse_gelu)] if gelu else [])
+                                         ("opset", _upgrade_opset), ("gelu", fuse_gelu if gelu else canonical_gelu)]
     for step, apply in steps:
         candidate = onnx.ModelProto()
         candidate.CopyFrom(result.model)

@@ -13,15 +13,22 @@ and this module is the one place that mends them:
 3. onnx-tf knows operator versions up to ONNX opset 15; newer models are converted down with
    onnx.version_converter, and its "not implemented" errors (unittest.SkipTest subclasses that
    a test runner would count as skips) are re-raised as OnnxTfUnsupportedError.
+4. Of the operators onnx-tf has, only Squeeze-13 and Unsqueeze-13 (axes as an input instead of an
+   attribute) lack a handler at opsets 13-15, so every opset-13+ exporter's transformer failed with
+   "Unsqueeze version 13 is not implemented". `version_13` is added to both: constant axes become
+   the attribute the opset-11 handler reads.
 
 Call `prepare()` / `export_saved_model()` (or `import_onnx_tf()`) instead of using onnx_tf directly.
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import sys
 import types
 from typing import Any
+
+import numpy as np
 
 
 def _rebuild_onnx_mapping() -> None:
@@ -80,7 +87,47 @@ def import_onnx_tf():
     import_tensorflow()  # with TF_USE_LEGACY_KERAS=1, before tensorflow_addons looks at tf.keras
     _rebuild_onnx_mapping()
     _import_tensorflow_addons_with_tf_keras()
-    return importlib.import_module("onnx_tf")
+    module = importlib.import_module("onnx_tf")
+    _add_axes_input_handlers()
+    return module
+
+
+def _axes_from_input(node, tensor_dict) -> list[int] | None:
+    """The axes of a Squeeze/Unsqueeze-13 node (its second input) as a list, when they are a constant; None when
+    the node has no axes input; an OnnxTfUnsupportedError when they are computed at run time."""
+    import tensorflow as tf
+
+    if len(node.inputs) < 2 or not node.inputs[1]:
+        return None
+    value = tf.get_static_value(tensor_dict[node.inputs[1]])
+    if value is None:
+        raise OnnxTfUnsupportedError(f"{node.op_type} version 13 with axes computed at run time is not implemented")
+    return [int(a) for a in np.asarray(value).reshape(-1)]
+
+
+def _add_axes_input_handlers() -> None:
+    from onnx_tf.handlers.backend.squeeze import Squeeze
+    from onnx_tf.handlers.backend.unsqueeze import Unsqueeze
+
+    if hasattr(Unsqueeze, "version_13"):
+        return
+
+    def as_opset_11(node, tensor_dict):  # a copy: onnx-tf may trace the graph more than once
+        axes = _axes_from_input(node, tensor_dict)
+        old = copy.copy(node)
+        old.attrs, old.inputs = dict(node.attrs), list(node.inputs[:1])
+        if axes is not None:
+            old.attrs["axes"] = axes
+        return old
+
+    def unsqueeze_13(cls, node, **kwargs):
+        return cls._common(as_opset_11(node, kwargs["tensor_dict"]), **kwargs)
+
+    def squeeze_13(cls, node, **kwargs):
+        return cls.version_11(as_opset_11(node, kwargs["tensor_dict"]), **kwargs)
+
+    Unsqueeze.version_13 = classmethod(unsqueeze_13)
+    Squeeze.version_13 = classmethod(squeeze_13)
 
 
 # onnx-tf 1.10 lacks handlers for many operator versions newer than ONNX opset 15 (Reshape-19,

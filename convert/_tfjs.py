@@ -24,6 +24,7 @@ def convert_in_process(saved_model: Path, out_dir: Path, mode: QuantMode, dtype_
 
     tfjs = import_tensorflowjs()
     tfjs.converters.convert_tf_saved_model(str(saved_model), str(out_dir), signature_def="serving_default",
+                                           strip_debug_ops=True,  # Assert/CheckNumerics only check; TF.js has no kernel
                                            quantization_dtype_map=dtype_map or _DTYPE_MAP[QuantMode(mode)])
     unfuse_tensor_bias_matmuls(Path(out_dir) / "model.json")
     flatten_weight_batch_matmuls(Path(out_dir) / "model.json")

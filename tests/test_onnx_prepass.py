@@ -69,3 +69,52 @@ def test_a_step_that_would_change_the_results_is_undone_and_recorded(monkeypatch
     assert step["ok"] is False and "moved by" in step["error"]
     assert [n.op_type for n in result.model.graph.node] == ["Relu"]
     assert "undone: simplify" in result.notes()[0]
+
+
+def _gelu_nodes(half_first: bool, x: str = "x", y: str = "y"):
+    nodes = [helper.make_node("Div", [x, "sqrt2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
+             helper.make_node("Add", ["e", "one"], ["a"])]
+    if half_first:
+        return nodes + [helper.make_node("Mul", [x, "half"], ["h"]), helper.make_node("Mul", ["h", "a"], [y])]
+    return nodes + [helper.make_node("Mul", [x, "a"], ["m"]), helper.make_node("Mul", ["m", "half"], [y])]
+
+
+GELU_CONSTANTS = [("sqrt2", [np.sqrt(2.0)]), ("one", [1.0]), ("half", [0.5])]
+
+
+@pytest.mark.parametrize("half_first", [False, True])
+def test_for_onnx_tf_exact_gelu_is_written_in_the_one_form_tflite_fuses(half_first):
+    result = prepass(_graph(_gelu_nodes(half_first), GELU_CONSTANTS), FEED, gelu=False)
+    nodes = result.model.graph.node
+    assert [n.op_type for n in nodes] == ["Mul", "Mul", "Erf", "Add", "Mul"], [n.op_type for n in nodes]
+    assert list(nodes[-1].input) == [nodes[0].output[0], nodes[3].output[0]]  # (x * 0.5) * (1 + erf(x / sqrt 2))
+    assert {s["step"]: s["ok"] for s in result.steps}["gelu"] is True
+    from math import erf
+
+    expected = np.vectorize(lambda v: 0.5 * v * (1 + erf(v / np.sqrt(2))))(FEED["x"].astype(np.float64))
+    assert np.max(np.abs(run_graph(result.model, FEED)[0] - expected)) < 1e-6
+
+
+def test_an_opset_13_transformer_block_goes_through_onnx_tf_into_builtin_tflite_ops(tmp_path):
+    """Unsqueeze-13/Squeeze-13 (axes as an input: onnx-tf 1.10 has no handler of its own) around an exact GELU in the
+    form TFLite does not fuse by itself: through the pre-pass and onnx-tf, the SavedModel computes what onnxruntime
+    does, and the TFLite file has the builtin GELU and no Select-only Erf."""
+    pytest.importorskip("tensorflow", reason="the pipeline stack (TensorFlow, onnx-tf) is needed for onnx-tf")
+    from edgeproof.convert._onnx_route import onnx_to_saved_model
+
+    nodes = [helper.make_node("Unsqueeze", ["x", "axes"], ["u"]), *_gelu_nodes(False, x="u", y="g"),
+             helper.make_node("Squeeze", ["g", "axes"], ["y"])]
+    model = _graph(nodes, GELU_CONSTANTS, opset=13)
+    model.graph.initializer.append(numpy_helper.from_array(np.asarray([1], np.int64), "axes"))
+    passed = prepass(model, FEED, gelu=False)
+    onnx.save(passed.model, str(tmp_path / "m.onnx"))
+    onnx_to_saved_model(tmp_path / "m.onnx", tmp_path / "sm", "onnx-tf")
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(tmp_path / "sm"))
+    out = loaded.signatures["serving_default"](x=tf.constant(FEED["x"]))
+    assert np.max(np.abs(next(iter(out.values())).numpy() - run_graph(model, FEED)[0])) < 1e-6
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "sm"))
+    interpreter = tf.lite.Interpreter(model_content=converter.convert())
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert "GELU" in ops and not any("Erf" in op or "FLEX" in op.upper() for op in ops), ops
