@@ -10,8 +10,13 @@ Steps, in order:
    --input-shape and the sample data, the batch left open);
 3. simplify: onnxsim constant folding and simplification (the batch dimension kept dynamic; not for graphs with
    recurrent layers, whose initial states it folds into constants onnx2tf cannot take);
-4. opset: graphs below opset 13 converted up to 13 (the converters' best-supported range);
-5. gelu: exact GELU written out with Erf fused into one `Gelu` node (TFLite has no builtin Erf); for onnx-tf,
+4. sentinels: float constants at +-1e30 and beyond, infinities included (the attention-mask fill value
+   `torch.finfo(float32).min` of transformers), set to +-1e4: exp(-1e4) is 0 in float32 as exp(-3.4e38) is, but
+   -3.4e38 becomes -inf in float16 (0 x -inf = NaN in every fp16 artifact) and breaks int8 scales;
+5. opset: graphs below opset 13 converted up to 13 (the converters' best-supported range);
+6. opset15 (onnx-tf's graph only): graphs above opset 15 written down to it, LayerNormalization and Gelu in
+   primitive operators first (onnx-tf knows no later opset);
+7. gelu: exact GELU written out with Erf fused into one `Gelu` node (TFLite has no builtin Erf); for onnx-tf,
    which stops at opset 15, written in the one form the TFLite converter fuses into its GELU instead.
 """
 from __future__ import annotations
@@ -157,6 +162,28 @@ def _simplify(model):
     return simplified
 
 
+SENTINEL, FINITE_SENTINEL = 1e30, 1e4
+
+
+def _finite_sentinels(model):
+    """Float constants at +-SENTINEL and beyond set to +-FINITE_SENTINEL; None when there are none."""
+    from onnx import numpy_helper
+
+    tensors = [(t, None) for t in model.graph.initializer]
+    tensors += [(a.t, a) for n in model.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
+    changed = 0
+    for tensor, _ in tensors:
+        array = numpy_helper.to_array(tensor)
+        if array.dtype.kind != "f" or not array.size:
+            continue
+        huge = np.abs(array.astype(np.float64)) >= SENTINEL
+        if huge.any():
+            fixed = np.where(huge, np.sign(array) * FINITE_SENTINEL, array).astype(array.dtype)
+            tensor.CopyFrom(numpy_helper.from_array(fixed, tensor.name))
+            changed += 1
+    return model if changed else None
+
+
 def _infer_shapes(model):
     import onnx
 
@@ -188,9 +215,11 @@ def prepass(model, feed: dict[str, np.ndarray], say: Callable[..., None] = lambd
         return m
 
     from ._onnx_gelu import canonical_gelu, fuse_gelu
+    from ._onnx_opset15 import to_opset15
 
     steps: list[tuple[str, Callable]] = [("names", names), ("shapes", _infer_shapes), ("simplify", _simplify),
-                                         ("opset", _upgrade_opset), ("gelu", fuse_gelu if gelu else canonical_gelu)]
+                                         ("sentinels", _finite_sentinels), ("opset", _upgrade_opset)]
+    steps += [("gelu", fuse_gelu)] if gelu else [("opset15", to_opset15), ("gelu", canonical_gelu)]
     for step, apply in steps:
         candidate = onnx.ModelProto()
         candidate.CopyFrom(result.model)

@@ -16,7 +16,8 @@ and this module is the one place that mends them:
 4. Of the operators onnx-tf has, only Squeeze-13 and Unsqueeze-13 (axes as an input instead of an
    attribute) lack a handler at opsets 13-15, so every opset-13+ exporter's transformer failed with
    "Unsqueeze version 13 is not implemented". `version_13` is added to both: constant axes become
-   the attribute the opset-11 handler reads.
+   the attribute the opset-11 handler reads. Split-13's constant sizes become a list the same way
+   (as an int64 tensor they make a SplitV that TFLite has only as a Select op).
 
 Call `prepare()` / `export_saved_model()` (or `import_onnx_tf()`) instead of using onnx_tf directly.
 """
@@ -106,11 +107,26 @@ def _axes_from_input(node, tensor_dict) -> list[int] | None:
 
 
 def _add_axes_input_handlers() -> None:
+    from onnx_tf.handlers.backend.split import Split
     from onnx_tf.handlers.backend.squeeze import Squeeze
     from onnx_tf.handlers.backend.unsqueeze import Unsqueeze
 
     if hasattr(Unsqueeze, "version_13"):
         return
+    split_13 = Split.version_13.__func__
+
+    def constant_sizes_13(cls, node, **kwargs):
+        import tensorflow as tf
+
+        given = len(node.inputs) > 1 and node.inputs[1]
+        value = tf.get_static_value(kwargs["tensor_dict"][node.inputs[1]]) if given else None
+        if value is None:
+            return split_13(cls, node, **kwargs)
+        old = copy.copy(node)
+        old.attrs, old.inputs = {**node.attrs, "split": [int(v) for v in np.asarray(value).reshape(-1)]}, node.inputs[:1]
+        return split_13(cls, old, **kwargs)
+
+    Split.version_13 = classmethod(constant_sizes_13)
 
     def as_opset_11(node, tensor_dict):  # a copy: onnx-tf may trace the graph more than once
         axes = _axes_from_input(node, tensor_dict)

@@ -103,9 +103,12 @@ def test_an_opset_13_transformer_block_goes_through_onnx_tf_into_builtin_tflite_
     from edgeproof.convert._onnx_route import onnx_to_saved_model
 
     nodes = [helper.make_node("Unsqueeze", ["x", "axes"], ["u"]), *_gelu_nodes(False, x="u", y="g"),
-             helper.make_node("Squeeze", ["g", "axes"], ["y"])]
+             helper.make_node("Squeeze", ["g", "axes"], ["q"]),
+             helper.make_node("Split", ["q", "sizes"], ["s1", "s2"], axis=1),  # int64 sizes: SplitV, Select-only
+             helper.make_node("Concat", ["s2", "s1"], ["y"], axis=1)]
     model = _graph(nodes, GELU_CONSTANTS, opset=13)
     model.graph.initializer.append(numpy_helper.from_array(np.asarray([1], np.int64), "axes"))
+    model.graph.initializer.append(numpy_helper.from_array(np.asarray([2, 4], np.int64), "sizes"))
     passed = prepass(model, FEED, gelu=False)
     onnx.save(passed.model, str(tmp_path / "m.onnx"))
     onnx_to_saved_model(tmp_path / "m.onnx", tmp_path / "sm", "onnx-tf")
@@ -118,3 +121,43 @@ def test_an_opset_13_transformer_block_goes_through_onnx_tf_into_builtin_tflite_
     interpreter = tf.lite.Interpreter(model_content=converter.convert())
     ops = {op["op_name"] for op in interpreter._get_ops_details()}
     assert "GELU" in ops and not any("Erf" in op or "FLEX" in op.upper() for op in ops), ops
+
+
+def test_a_finfo_min_mask_fill_becomes_a_finite_one_that_computes_the_same():
+    """transformers fill masked attention scores with torch.finfo(float32).min: -inf in float16 (0 x -inf = NaN in
+    every fp16 artifact) and an int8 scale no kernel can take. Set to -1e4, softmax gives the same zeros."""
+    masked = np.where(np.arange(6) < 4, 0.0, np.finfo(np.float32).min).astype(np.float32)
+    model = _graph([helper.make_node("Add", ["x", "fill"], ["s"]), helper.make_node("Softmax", ["s"], ["y"])],
+                   [("fill", masked)])
+    result = prepass(model, FEED)
+    fill = next(numpy_helper.to_array(i) for i in result.model.graph.initializer if i.name == "fill")
+    assert fill.tolist() == [0, 0, 0, 0, -1e4, -1e4] and {s["step"]: s["ok"] for s in result.steps}["sentinels"]
+    assert np.array_equal(run_graph(result.model, FEED)[0], run_graph(model, FEED)[0])
+    assert np.isfinite(fill.astype(np.float16)).all() and not np.isfinite(masked.astype(np.float16)).all()
+
+
+def test_a_huge_constant_that_really_matters_is_left_alone():
+    """A constant at 1e30 that the outputs depend on: the step changes the results, so it is undone and recorded."""
+    model = _graph([helper.make_node("Mul", ["x", "tiny"], ["s"]), helper.make_node("Relu", ["s"], ["r"]),
+                    helper.make_node("Mul", ["r", "big"], ["y"])], [("big", [1e30]), ("tiny", [1e-30])])
+    result = prepass(model, FEED)
+    step = next(s for s in result.steps if s["step"] == "sentinels")
+    assert step["ok"] is False and "moved" in step["error"], step
+    assert np.allclose(run_graph(result.model, FEED)[0], np.maximum(FEED["x"], 0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_an_opset_20_transformer_block_is_written_down_to_opset_15_for_onnx_tf(approximate):
+    """LayerNormalization (17) and Gelu (20) have no opset-15 form, and onnx's version converter has no adapter for
+    Split-18 (num_outputs), so it could not take the graph down to onnx-tf's opset: the first two are written out in
+    primitive operators, Split gets explicit sizes, and the graph computes the same."""
+    nodes = [helper.make_node("LayerNormalization", ["x", "scale", "bias"], ["n"], axis=-1, epsilon=1e-5),
+             helper.make_node("Gelu", ["n"], ["g"], approximate=approximate),
+             helper.make_node("Split", ["g"], ["s1", "s2", "s3"], axis=1, num_outputs=3),  # Split-18: no adapter
+             helper.make_node("Concat", ["s3", "s1", "s2"], ["y"], axis=1)]
+    model = _graph(nodes, [("scale", np.linspace(0.5, 2, 6)), ("bias", np.linspace(-1, 1, 6))], opset=20)
+    result = prepass(model, FEED, gelu=False)
+    assert {s["step"]: s["ok"] for s in result.steps}["opset15"] is True, result.steps
+    assert result.model.opset_import[0].version == 15
+    assert not {n.op_type for n in result.model.graph.node} & {"LayerNormalization", "Gelu"}
+    assert np.max(np.abs(run_graph(result.model, FEED)[0] - run_graph(model, FEED)[0])) < 1e-5
