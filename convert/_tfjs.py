@@ -28,6 +28,7 @@ def convert_in_process(saved_model: Path, out_dir: Path, mode: QuantMode, dtype_
                                            quantization_dtype_map=dtype_map or _DTYPE_MAP[QuantMode(mode)])
     unfuse_tensor_bias_matmuls(Path(out_dir) / "model.json")
     flatten_weight_batch_matmuls(Path(out_dir) / "model.json")
+    flatten_per_channel_conv_biases(Path(out_dir) / "model.json")
     check_tfjs_model(out_dir)
 
 
@@ -66,6 +67,40 @@ def unfuse_tensor_bias_matmuls(model_json: Path) -> list[str]:
     if split:
         model_json.write_text(json.dumps(manifest))
     return split
+
+
+FUSED_CONVS = {"_FusedConv2D", "FusedDepthwiseConv2dNative"}
+
+
+def flatten_per_channel_conv_biases(model_json: Path) -> list[str]:
+    """A fused convolution's bias weight of shape [1, 1, 1, C] (onnx2tf writes a conv's bias as an Add of such a
+    constant, and the converter fuses it) declared as [C]: the same bytes in the same order. TF.js's wasm backend
+    refuses the rank-4 form at run time ("FusedConv2D only supports rank-1 bias but got rank 4"). Only weights
+    that no other node reads are changed. Returns the names of the weights flattened."""
+    manifest = json.loads(model_json.read_text())
+    weights = {w["name"]: w for g in manifest["weightsManifest"] for w in g["weights"]}
+    graph = manifest["modelTopology"]
+    nodes = graph.get("node", []) + [n for f in graph.get("library", {}).get("function", []) for n in f.get("nodeDef", [])]
+    readers: dict[str, int] = {}
+    for node in nodes:
+        for name in node.get("input", []):
+            readers[name.split(":")[0]] = readers.get(name.split(":")[0], 0) + 1
+    flattened = []
+    for node in nodes:
+        if node.get("op") not in FUSED_CONVS or len(node.get("input", [])) < 3:
+            continue
+        fused = [base64.b64decode(s).decode() for s in node.get("attr", {}).get("fused_ops", {}).get("list", {})
+                 .get("s", [])]
+        bias = weights.get(node["input"][2].split(":")[0])
+        if not fused or fused[0] != "BiasAdd" or bias is None or readers.get(bias["name"]) != 1:
+            continue
+        shape = [int(d) for d in bias["shape"]]
+        if len(shape) > 1 and all(d == 1 for d in shape[:-1]):
+            bias["shape"] = shape[-1:]
+            flattened.append(bias["name"])
+    if flattened:
+        model_json.write_text(json.dumps(manifest))
+    return flattened
 
 
 CONSTS_SHARD = "group-edgeproof-consts.bin"

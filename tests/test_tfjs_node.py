@@ -111,6 +111,17 @@ def _linear_3d(tf, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     return _convert(tf, tf.Module(), serve, tmp, "linear3d"), x, serve(tf.constant(x))["y"].numpy()
 
 
+def _conv_rank4_bias(tf, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """Conv2D + Add of a [1, 1, 1, C] constant: how onnx2tf writes a conv's bias (the converter fuses it)."""
+    rng = np.random.default_rng(4)
+    k = tf.constant(rng.normal(size=(3, 3, 2, 4)).astype(np.float32))
+    b = tf.constant(rng.normal(size=(1, 1, 1, 4)).astype(np.float32))
+    serve = tf.function(lambda x: {"y": tf.nn.relu(tf.nn.conv2d(x, k, 1, "SAME") + b)},
+                        input_signature=[tf.TensorSpec([None, 6, 6, 2], tf.float32, name="x")])
+    x = rng.normal(size=(2, 6, 6, 2)).astype(np.float32)
+    return _convert(tf, tf.Module(), serve, tmp, "conv4"), x, serve(tf.constant(x))["y"].numpy()
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, tuple[Path, np.ndarray, np.ndarray]]:
     """name -> (model.json, input, TensorFlow's answer) for the three tiny models."""
@@ -121,7 +132,7 @@ def models(tmp_path_factory) -> dict[str, tuple[Path, np.ndarray, np.ndarray]]:
     keras.utils.set_random_seed(0)
     tmp = tmp_path_factory.mktemp("tfjs-node")
     return {"dense": _dense(tf, keras, tmp), "translator": _translator(tf, keras, tmp), "loop": _while_loop(tf, tmp),
-            "linear3d": _linear_3d(tf, tmp)}
+            "linear3d": _linear_3d(tf, tmp), "conv4": _conv_rank4_bias(tf, tmp)}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -253,3 +264,24 @@ def test_weight_batch_matmuls_become_2d_matmuls_with_the_same_outputs(runner, mo
     for batch in (x, np.concatenate([x, x, x])):  # the batch stays dynamic
         (got,) = runner.predict({name: batch}).values()
         np.testing.assert_allclose(got, np.concatenate([expected] * (len(batch) // len(x))), atol=ATOL)
+
+
+def test_a_fused_conv_with_a_rank_4_bias_gets_it_as_rank_1_and_runs(runner, models):
+    """TF.js wasm refuses `_FusedConv2D` with a [1, 1, 1, C] bias ("only supports rank-1 bias"); convert/_tfjs.py declares
+    that weight as [C] (the same bytes), and the model runs with TensorFlow's outputs."""
+    import shutil
+
+    from edgeproof.convert._tfjs import check_tfjs_model, flatten_per_channel_conv_biases
+
+    path, x, expected = models["conv4"]
+    folder = path.parent.with_name(f"conv4_flat_{runner.backend}")
+    shutil.copytree(path.parent, folder, dirs_exist_ok=True)
+    name = runner.load(path)["inputs"][0]["name"]
+    if runner.backend == "wasm":  # the converter still writes the failing form; TF.js cpu takes it
+        with pytest.raises(TfjsRuntimeError, match="rank-1 bias"):
+            runner.predict({name: x})
+    assert flatten_per_channel_conv_biases(folder / "model.json")
+    check_tfjs_model(folder)
+    runner.load(folder / "model.json")
+    (got,) = runner.predict({name: x}).values()
+    np.testing.assert_allclose(got, expected, atol=ATOL)
