@@ -88,30 +88,52 @@ def _static_batch_retry(source: Source, root: Path, configs, records: list[Artif
                         notes: list[str], backends, say) -> list[ArtifactRecord]:
     """TFLite cells the dynamic-batch graph could not give (a reshape with two unknown dimensions, tensor lists
     that need Flex ops...) tried again from a batch-1 export, as TFLite deploys anyway; TF.js keeps the dynamic
-    batch. The retry is recorded in the cells' notes."""
+    batch. When that export gives none of them and onnx2tf made it, once more from onnx-tf's batch-1 export (a
+    graph onnx2tf converts can still hold ops TFLite has only as Select ops: its GELU's Erf). The retry is
+    recorded in the cells' notes."""
     failed = [(c, r) for c, r in zip(configs, records) if r.status != "ok" and c.target is Target.TFLITE]
     if not failed or source.static_batch is not None:
         return records
     say(f"[{source.name}/{source.framework}] {len(failed)} TFLite cells failed on the dynamic-batch graph: "
         f"trying a batch-1 export", flush=True)
+    by_key, tried = {}, list(backends)
+    while tried and not by_key:
+        fixed = _batch1_export(source, root, tried, say)
+        if fixed is None:
+            return records
+        by_key = _retry_cells(source, root, failed, fixed, calibration, notes, say)
+        used = (fixed.onnx_backend or {}).get("used")
+        rest = [b for b in tried if b.value != used] if used == OnnxBackend.ONNX2TF.value else []
+        if not by_key and rest:
+            say(f"   no TFLite cell from {used}'s batch-1 graph: trying {rest[0].value}", flush=True)
+        tried = rest[:1]
+    return [by_key.get(r.key, r) for r in records]
+
+
+def _batch1_export(source: Source, root: Path, backends, say) -> Optional[Exported]:
     try:
-        fixed = source.export(root, backends, say, batch_size=1, names=STATIC_NAMES)
+        return source.export(root, backends, say, batch_size=1, names=STATIC_NAMES)
     except Exception as err:  # the retry is a bonus: the cells keep their first reason
         say(f"   batch-1 export failed: {type(err).__name__}: {str(err)[:200]}", flush=True)
-        return records
+        return None
+
+
+def _retry_cells(source: Source, root: Path, failed, fixed: Exported, calibration, notes: list[str],
+                 say) -> dict[str, ArtifactRecord]:
+    """The failed cells converted from `fixed`: {key: record} of those that now convert."""
     why = {c.key: r.reason for c, r in failed}
     try:
         feed = None if calibration is None else fixed.bound.feed(source.calibration(max(c.representative_samples
                                                                                         for c, _ in failed)))
     except (ValueError, EdgeproofError) as err:  # calibration data the graph cannot take: the first reasons stand
         say(f"   batch-1 retry skipped: its calibration data does not fit ({str(err)[:200]})", flush=True)
-        return records
+        return {}
     retried = convert_cells(source.name, source.framework, root, [c for c, _ in failed], fixed.bound.path, feed,
                             fixed.route, notes, 0.0, _describer(source, fixed), say)
     by_key = {r.key: r for r in retried if r.status == "ok"}
     for r in by_key.values():
         r.notes.append(f"TFLite from a batch-1 export: the dynamic-batch graph gave: {why[r.key]}")
-    return [by_key.get(r.key, r) for r in records]
+    return by_key
 
 
 def convert(model: str, framework: Framework | str, *, targets: Iterable[str] = ("tflite", "tfjs"),
@@ -160,12 +182,16 @@ def _exported_again(source: Source, root: Path, target: str = "tflite") -> Expor
     from ._records import read_about
     from ._saved_model import bind_saved_model
 
+    from ._records import load_records
+
     backend = (read_about(root).get("onnx_backend") or {}).get("used")
-    prefer = "NHWC" if backend == OnnxBackend.ONNX2TF.value else None
     probes = source.contract.probe_inputs()
     folder = root / "saved_model"
     if target == Target.TFLITE.value and (root / STATIC_NAMES[1]).is_dir():
         folder = root / STATIC_NAMES[1]
+        routes = [r.route for r in load_records(root) if r.target == target and not r.variant and r.status == "ok"]
+        backend = next((b.value for b in OnnxBackend for r in routes if f">{b.value}>" in f">{r}>"), backend)
+    prefer = "NHWC" if backend == OnnxBackend.ONNX2TF.value else None
     bound = bind_saved_model(folder, source.contract, probes, source.reference(probes), prefer)
     return Exported(bound, [], backend or "Keras SavedModel", prefer_layout=prefer)
 

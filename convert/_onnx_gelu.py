@@ -59,6 +59,11 @@ def _match(erf, producers, consumers, consts, outputs) -> Optional[tuple[str, st
         if half is None or half.op_type != "Mul" or not _scalar(_other(half, mul.output[0]) or "", consts, 0.5):
             return None
         return x, half.output[0], [pre, erf, add, mul, half]
+    if _scalar(partner or "", consts, 0.5):  # 0.5 applied to (1 + erf), then x: y = x * (0.5 * (1 + erf))
+        times_x = only(mul.output[0])
+        if times_x is None or times_x.op_type != "Mul" or _other(times_x, mul.output[0]) != x:
+            return None
+        return x, times_x.output[0], [pre, erf, add, mul, times_x]
     halved = producers.get(partner or "")  # 0.5 applied first: y = (x * 0.5) * (1 + erf)
     if halved is None or halved.op_type != "Mul" or x not in halved.input or only(halved.output[0]) is not mul:
         return None

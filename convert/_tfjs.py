@@ -27,6 +27,7 @@ def convert_in_process(saved_model: Path, out_dir: Path, mode: QuantMode, dtype_
                                            strip_debug_ops=True,  # Assert/CheckNumerics only check; TF.js has no kernel
                                            quantization_dtype_map=dtype_map or _DTYPE_MAP[QuantMode(mode)])
     unfuse_tensor_bias_matmuls(Path(out_dir) / "model.json")
+    unfuse_tensor_bias_convs(Path(out_dir) / "model.json")
     flatten_weight_batch_matmuls(Path(out_dir) / "model.json")
     flatten_per_channel_conv_biases(Path(out_dir) / "model.json")
     check_tfjs_model(out_dir)
@@ -69,7 +70,53 @@ def unfuse_tensor_bias_matmuls(model_json: Path) -> list[str]:
     return split
 
 
-FUSED_CONVS = {"_FusedConv2D", "FusedDepthwiseConv2dNative"}
+FUSED_CONVS = {"_FusedConv2D": "Conv2D", "FusedDepthwiseConv2dNative": "DepthwiseConv2dNative"}
+CONV_ATTRS = ("T", "strides", "padding", "data_format", "dilations", "explicit_paddings", "use_cudnn_on_gpu")
+ACTIVATIONS = {"Relu", "Relu6", "Elu", "Sigmoid", "Tanh"}
+
+
+def _graph_nodes(graph: dict) -> list[list[dict]]:
+    return [graph.get("node", [])] + [f.get("nodeDef", []) for f in graph.get("library", {}).get("function", [])]
+
+
+def unfuse_tensor_bias_convs(model_json: Path) -> list[str]:
+    """Split fused convolutions whose "bias" is a computed tensor (an FPN's `conv(x) + upsample(y)`, which the
+    converter fuses like a bias) back into the convolution, AddV2 and the fused activation. TF.js's wasm backend
+    refuses them at run time ("FusedConv2D only supports rank-1 bias but got rank 4"). Returns the nodes split."""
+    manifest = json.loads(model_json.read_text())
+    weights = {w["name"] for g in manifest["weightsManifest"] for w in g["weights"]}
+    split = []
+    for nodes in _graph_nodes(manifest["modelTopology"]):
+        added = []
+        for node in nodes:
+            if node.get("op") not in FUSED_CONVS or len(node.get("input", [])) < 3:
+                continue
+            attr = node["attr"]
+            fused = [base64.b64decode(s).decode() for s in attr.get("fused_ops", {}).get("list", {}).get("s", [])]
+            bias = node["input"][2]
+            if bias.split(":")[0] in weights or not fused or fused[0] != "BiasAdd" \
+                    or len(fused) > 2 or not set(fused[1:]) <= ACTIVATIONS:
+                continue
+            base, t = node["name"], {k: attr[k] for k in ("T",) if k in attr}
+            conv = {"name": f"{base}/unfused_conv", "op": FUSED_CONVS[node["op"]], "input": node["input"][:2],
+                    "attr": {k: attr[k] for k in CONV_ATTRS if k in attr}}
+            chain = [conv, {"name": f"{base}/unfused_add" if len(fused) > 1 else base, "op": "AddV2",
+                            "input": [conv["name"], bias], "attr": dict(t)}]
+            if len(fused) > 1:
+                chain.append({"name": base, "op": fused[1], "input": [chain[-1]["name"]], "attr": dict(t)})
+            controls = [i for i in node["input"][3:] if i.startswith("^")]
+            chain[-1]["input"] += controls
+            for extra in chain:
+                if "device" in node:
+                    extra["device"] = node["device"]
+            node.clear()
+            node.update(chain[-1])
+            added.extend(chain[:-1])
+            split.append(base)
+        nodes.extend(added)
+    if split:
+        model_json.write_text(json.dumps(manifest))
+    return split
 
 
 def flatten_per_channel_conv_biases(model_json: Path) -> list[str]:
@@ -80,7 +127,7 @@ def flatten_per_channel_conv_biases(model_json: Path) -> list[str]:
     manifest = json.loads(model_json.read_text())
     weights = {w["name"]: w for g in manifest["weightsManifest"] for w in g["weights"]}
     graph = manifest["modelTopology"]
-    nodes = graph.get("node", []) + [n for f in graph.get("library", {}).get("function", []) for n in f.get("nodeDef", [])]
+    nodes = [n for group in _graph_nodes(graph) for n in group]
     readers: dict[str, int] = {}
     for node in nodes:
         for name in node.get("input", []):

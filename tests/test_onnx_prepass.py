@@ -34,16 +34,9 @@ def test_names_from_other_exporters_become_safe_and_the_originals_are_kept():
     assert np.allclose(run_graph(model, FEED)[0], -np.maximum(FEED["x"], 0))
 
 
-@pytest.mark.parametrize("half_first", [False, True])
+@pytest.mark.parametrize("half_first", [False, True, "inner"])
 def test_exact_gelu_is_fused_into_one_node(half_first):
-    sqrt2, one, half = ("sqrt2", [np.sqrt(2.0)]), ("one", [1.0]), ("half", [0.5])
-    nodes = [helper.make_node("Div", ["x", "sqrt2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
-             helper.make_node("Add", ["e", "one"], ["a"])]
-    if half_first:
-        nodes += [helper.make_node("Mul", ["x", "half"], ["h"]), helper.make_node("Mul", ["h", "a"], ["y"])]
-    else:
-        nodes += [helper.make_node("Mul", ["x", "a"], ["m"]), helper.make_node("Mul", ["m", "half"], ["y"])]
-    model = _graph(nodes, [sqrt2, one, half])
+    model = _graph(_gelu_nodes(half_first), GELU_CONSTANTS)
     result = prepass(model, FEED)
     ops = [n.op_type for n in result.model.graph.node]
     assert ops == ["Gelu"], ops
@@ -71,9 +64,13 @@ def test_a_step_that_would_change_the_results_is_undone_and_recorded(monkeypatch
     assert "undone: simplify" in result.notes()[0]
 
 
-def _gelu_nodes(half_first: bool, x: str = "x", y: str = "y"):
+def _gelu_nodes(half_first, x: str = "x", y: str = "y"):
+    """The three orders exporters write exact GELU in: (x * 0.5) * (1 + erf) (half_first), (x * (1 + erf)) * 0.5
+    (False) and x * (0.5 * (1 + erf)) ("inner": torch's dynamo exporter)."""
     nodes = [helper.make_node("Div", [x, "sqrt2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
              helper.make_node("Add", ["e", "one"], ["a"])]
+    if half_first == "inner":
+        return nodes + [helper.make_node("Mul", ["half", "a"], ["h"]), helper.make_node("Mul", [x, "h"], [y])]
     if half_first:
         return nodes + [helper.make_node("Mul", [x, "half"], ["h"]), helper.make_node("Mul", ["h", "a"], [y])]
     return nodes + [helper.make_node("Mul", [x, "a"], ["m"]), helper.make_node("Mul", ["m", "half"], [y])]
@@ -82,7 +79,7 @@ def _gelu_nodes(half_first: bool, x: str = "x", y: str = "y"):
 GELU_CONSTANTS = [("sqrt2", [np.sqrt(2.0)]), ("one", [1.0]), ("half", [0.5])]
 
 
-@pytest.mark.parametrize("half_first", [False, True])
+@pytest.mark.parametrize("half_first", [False, True, "inner"])
 def test_for_onnx_tf_exact_gelu_is_written_in_the_one_form_tflite_fuses(half_first):
     result = prepass(_graph(_gelu_nodes(half_first), GELU_CONSTANTS), FEED, gelu=False)
     nodes = result.model.graph.node
