@@ -7,6 +7,7 @@ with TF_ENABLE_ONEDNN_OPTS=0 (see _worker)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,53 @@ def convert_in_process(saved_model: Path, out_dir: Path, mode: QuantMode, dtype_
     from edgeproof._frameworks import import_tensorflowjs
 
     tfjs = import_tensorflowjs()
-    tfjs.converters.convert_tf_saved_model(str(saved_model), str(out_dir), signature_def="serving_default",
-                                           strip_debug_ops=True,  # Assert/CheckNumerics only check; TF.js has no kernel
-                                           quantization_dtype_map=dtype_map or _DTYPE_MAP[QuantMode(mode)])
+    with _erfc_allowed():
+        tfjs.converters.convert_tf_saved_model(str(saved_model), str(out_dir), signature_def="serving_default",
+                                               strip_debug_ops=True,  # Assert/CheckNumerics only check; no kernel
+                                               quantization_dtype_map=dtype_map or _DTYPE_MAP[QuantMode(mode)])
+    rewrite_erfc(Path(out_dir) / "model.json")
     unfuse_tensor_bias_matmuls(Path(out_dir) / "model.json")
     unfuse_tensor_bias_convs(Path(out_dir) / "model.json")
     flatten_weight_batch_matmuls(Path(out_dir) / "model.json")
     flatten_per_channel_conv_biases(Path(out_dir) / "model.json")
     check_tfjs_model(out_dir)
+
+
+@contextlib.contextmanager
+def _erfc_allowed():
+    """The converter's op check without Erfc, which `rewrite_erfc` then replaces: TensorFlow's exact GELU
+    (`tf.nn.gelu`, what onnx2tf writes for ONNX's Gelu) is 0.5 x erfc(-x / sqrt 2), and TF.js has Erf but no Erfc."""
+    from tensorflowjs.converters import tf_saved_model_conversion_v2 as v2
+
+    original = v2.validate
+    v2.validate = lambda *args: original(*args) - {"Erfc"}
+    try:
+        yield
+    finally:
+        v2.validate = original
+
+
+def rewrite_erfc(model_json: Path) -> list[str]:
+    """Every `Erfc(x)` node as `OnesLike(x) - Erf(x)` (no new weights). 1 - erf loses erfc's relative precision
+    where erfc is tiny (x > ~4), which in GELU is multiplied by x * 0.5 with x < -5: below 1e-6 absolute.
+    Returns the nodes rewritten."""
+    manifest = json.loads(model_json.read_text())
+    rewritten = []
+    for nodes in _graph_nodes(manifest["modelTopology"]):
+        added = []
+        for node in nodes:
+            if node.get("op") != "Erfc":
+                continue
+            base, x = node["name"], node["input"][0]
+            t = {k: node["attr"][k] for k in ("T",) if k in node.get("attr", {})}
+            added += [{"name": f"{base}/erf", "op": "Erf", "input": [x], "attr": dict(t)},
+                      {"name": f"{base}/one", "op": "OnesLike", "input": [x], "attr": dict(t)}]
+            node.update({"op": "Sub", "input": [f"{base}/one", f"{base}/erf"] + node["input"][1:], "attr": dict(t)})
+            rewritten.append(base)
+        nodes.extend(added)
+    if rewritten:
+        model_json.write_text(json.dumps(manifest))
+    return rewritten
 
 
 def unfuse_tensor_bias_matmuls(model_json: Path) -> list[str]:

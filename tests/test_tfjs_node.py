@@ -136,6 +136,18 @@ def _conv_plus_tensor(tf, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     return _convert(tf, tf.Module(), serve, tmp, "fpn"), x, serve(tf.constant(x))["y"].numpy()
 
 
+def _exact_gelu(tf, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """tf.nn.gelu(approximate=False) (onnx2tf's Gelu), which TensorFlow writes with Erfc: through convert_in_process."""
+    from edgeproof.convert._tfjs import convert_in_process
+
+    serve = tf.function(lambda x: {"y": tf.nn.gelu(x * 3.0, approximate=False)},
+                        input_signature=[tf.TensorSpec([None, 8], tf.float32, name="x")])
+    tf.saved_model.save(tf.Module(), str(tmp / "gelu_saved_model"), signatures={"serving_default": serve})
+    convert_in_process(tmp / "gelu_saved_model", tmp / "gelu_tfjs", "fp32")
+    x = np.random.default_rng(6).normal(size=(3, 8)).astype(np.float32)
+    return tmp / "gelu_tfjs" / "model.json", x, serve(tf.constant(x))["y"].numpy()
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, tuple[Path, np.ndarray, np.ndarray]]:
     """name -> (model.json, input, TensorFlow's answer) for the three tiny models."""
@@ -147,7 +159,7 @@ def models(tmp_path_factory) -> dict[str, tuple[Path, np.ndarray, np.ndarray]]:
     tmp = tmp_path_factory.mktemp("tfjs-node")
     return {"dense": _dense(tf, keras, tmp), "translator": _translator(tf, keras, tmp), "loop": _while_loop(tf, tmp),
             "linear3d": _linear_3d(tf, tmp), "conv4": _conv_rank4_bias(tf, tmp),
-            "fpn": _conv_plus_tensor(tf, tmp)}
+            "fpn": _conv_plus_tensor(tf, tmp), "gelu": _exact_gelu(tf, tmp)}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -322,5 +334,17 @@ def test_a_conv_fused_with_a_computed_addend_is_split_and_runs(runner, models):
     ops = [n["op"] for n in json.loads((folder / "model.json").read_text())["modelTopology"]["node"]]
     assert "Conv2D" in ops and "AddV2" in ops
     runner.load(folder / "model.json")
+    (got,) = runner.predict({name: x}).values()
+    np.testing.assert_allclose(got, expected, atol=ATOL)
+
+
+def test_exact_gelu_converts_with_erf_in_place_of_erfc_and_runs(runner, models):
+    """TF.js has no Erfc; convert/_tfjs.py lets the converter through and writes Erfc(x) as OnesLike(x) - Erf(x)."""
+    import json
+
+    path, x, expected = models["gelu"]
+    nodes = json.loads(path.read_text())["modelTopology"]["node"]
+    assert "Erfc" not in {n["op"] for n in nodes} and "Erf" in {n["op"] for n in nodes}
+    name = runner.load(path)["inputs"][0]["name"]
     (got,) = runner.predict({name: x}).values()
     np.testing.assert_allclose(got, expected, atol=ATOL)
