@@ -108,6 +108,22 @@ def _explicit_split(node, graph, shapes: dict[str, list]) -> None:
     node.attribute.extend(kept)
 
 
+def _drop_noop_with_empty_axes(node) -> None:
+    """onnx's ReduceX 18 -> 17 adapter moves the axes into the attribute but keeps `noop_with_empty_axes`, which no
+    opset below 18 has (the checker refuses the graph). It only matters without axes, where it must be 0 (reduce
+    over all axes, the old meaning)."""
+    if not node.op_type.startswith("Reduce"):
+        return
+    attrs = _attrs(node)
+    if "noop_with_empty_axes" not in attrs:
+        return
+    if attrs["noop_with_empty_axes"] and not attrs.get("axes"):
+        raise ValueError(f"{node.op_type} {node.name!r}: noop_with_empty_axes=1 without axes has no opset-15 form")
+    kept = [a for a in node.attribute if a.name != "noop_with_empty_axes"]
+    del node.attribute[:]
+    node.attribute.extend(kept)
+
+
 def to_opset15(model) -> Optional[Any]:
     """A copy at opset 15 with LayerNormalization and Gelu written out; None when the graph is at 15 or below."""
     import onnx
@@ -142,6 +158,7 @@ def to_opset15(model) -> Optional[Any]:
     for node in down.graph.node:
         if node.domain == KEEP_DOMAIN:
             node.domain = ""
+        _drop_noop_with_empty_axes(node)
     kept_imports = [o for o in down.opset_import if o.domain != KEEP_DOMAIN]
     del down.opset_import[:]
     down.opset_import.extend(kept_imports)

@@ -322,8 +322,9 @@ def onnx_route(model, declared: Optional[Sequence[Declared]], contract: ModelCon
     dynamic = any(d.shape and d.shape[0] is None for d in declared)
     batches = _shape_plans(dynamic, as_graph != declared, batch)
     attempts: list[dict[str, Any]] = []
+    aside: Optional[tuple] = None  # (graph, done, backend) of a graph within 1e-3 but not 1e-4 of the source
     try:
-        missing_op: set[OnnxBackend] = set()  # a backend without an op: another batch will not help it
+        missing_op: set[OnnxBackend] = set()  # a backend without an op (or an imprecise graph): done with it
         for backend, plan, unroll in _plans(backends, batches, graph, dynamic):
             if backend in missing_op:
                 continue
@@ -336,17 +337,53 @@ def onnx_route(model, declared: Optional[Sequence[Declared]], contract: ModelCon
             attempts.append({"backend": backend.value, "batch": batch or ("dynamic" if dynamic else "as exported"),
                              "open_dims": plan[1], "unrolled": unroll, "ok": done is not None, "error": error,
                              **({"max_abs_error_vs_onnxruntime": done[1].max_abs_error} if done else {})})
-            if done is not None:
+            if done is not None and (done[1].precise or aside is not None):
+                if not done[1].precise:  # no closer than the first: the first stays
+                    shutil.rmtree(done[1].path, ignore_errors=True)
+                    break
+                _drop(aside)
                 return _converted(g, done, backend, attempts, root, names, feed)
+            if done is not None:
+                say(f"   {backend.value}'s graph is {done[1].max_abs_error:.3g} from the source (more than 1e-4 of "
+                    f"an output's scale): trying another backend for a closer one", flush=True)
+                aside, missing_op = _set_aside(g, done, backend), missing_op | {backend}
+                continue
             say(f"   {backend.value} failed: {error}", flush=True)
             if _missing_op(error or ""):
                 missing_op.add(backend)
+        if aside is not None:
+            g, done, backend = _restore(aside, root / names[1])
+            return _converted(g, done, backend, attempts, root, names, feed)
     finally:
         for g in graphs.values():
             if g.path.name != names[0]:
                 g.path.unlink(missing_ok=True)
     raise UserConversionError(f"no ONNX backend could convert {names[0]}: "
                               + "; ".join(f"{a['backend']}: {a['error']}" for a in attempts))
+
+
+def _set_aside(g: _Graph, done, backend: OnnxBackend) -> tuple:
+    """An imprecise plan's SavedModel moved out of the way of the next plan's (kept in case none is closer)."""
+    export, bound = done
+    folder = bound.path.with_name(f".imprecise-{bound.path.name}")
+    shutil.rmtree(folder, ignore_errors=True)
+    bound.path.replace(folder)
+    kept = g.path.with_name(f".imprecise-{g.path.name}")
+    shutil.copyfile(g.path, kept)
+    return _Graph(kept, g.passed, g.batch), (replace(export, saved_model=folder), replace(bound, path=folder)), backend
+
+
+def _restore(aside: tuple, saved_model: Path) -> tuple:
+    g, (export, bound), backend = aside
+    shutil.rmtree(saved_model, ignore_errors=True)
+    bound.path.replace(saved_model)
+    return g, (replace(export, saved_model=saved_model), replace(bound, path=saved_model)), backend
+
+
+def _drop(aside: Optional[tuple]) -> None:
+    if aside is not None:
+        shutil.rmtree(aside[1][1].path, ignore_errors=True)
+        aside[0].path.unlink(missing_ok=True)
 
 
 def _converted(g: _Graph, done, backend: OnnxBackend, attempts: list[dict], root: Path, names: tuple[str, str],

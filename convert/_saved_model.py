@@ -45,10 +45,16 @@ class BoundSavedModel:
     outputs: list[TensorBinding]
     max_abs_error: float  # against the source model on the probes
     errors: dict[str, float] = field(default_factory=dict)  # the same, per output
+    # every output within the fp32 artifacts' default budget (PRECISE x its scale): a graph that is not can give no
+    # passing fp32 artifact, so the ONNX route looks for a closer one from another backend first
+    precise: bool = True
 
     def feed(self, canonical: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Canonical arrays as the SavedModel (and so the TFLite calibrator) takes them."""
         return {b.name: to_artifact(b, canonical[b.canonical]) for b in self.inputs}
+
+
+PRECISE = 1e-4  # the fp32 max_abs_error budget per unit of output scale (edgeproof/_spec.py)
 
 
 class SavedModelMismatch(RuntimeError):
@@ -93,6 +99,7 @@ def bind_saved_model(saved_model: Path, contract: ModelContract, probes: dict[st
             raise SavedModelMismatch(f"output {b.canonical!r} has shape {list(got.shape)}, the source model's "
                                      f"{list(ref.shape)}")
         err, limit = scaled_error(got, ref, 1e-3)
+        bound.precise = bound.precise and err <= scaled_error(got, ref, PRECISE)[1]
         if not err <= limit:
             raise SavedModelMismatch(f"output {b.canonical!r} differs from the source model by {err:.3g} on the "
                                      f"probes (allowed {limit:.3g})")
