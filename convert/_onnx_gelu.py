@@ -33,10 +33,11 @@ def _other(node, name: str) -> Optional[str]:
     return rest[0] if len(rest) == 1 else None
 
 
-def _match(erf, producers, consumers, consts, outputs) -> Optional[tuple[str, str, list]]:
-    """(x, y, nodes) of the GELU around this Erf node, or None."""
+def _match(erf, producers, consumers, consts, outputs) -> Optional[tuple[str, str, list, float]]:
+    """(x, y, nodes, factor) of the GELU around this Erf node (y = factor x GELU(x): 2 when a simplifier folded the
+    0.5 into the next layer's weights), or None."""
     pre = producers.get(erf.input[0])
-    if pre is None or pre.op_type not in ("Div", "Mul"):
+    if pre is None or pre.op_type not in ("Div", "Mul") or len(consumers.get(erf.input[0], [])) != 1:
         return None
     scale = SQRT2 if pre.op_type == "Div" else 1.0 / SQRT2
     x = next((i for i in pre.input if not _scalar(i, consts, scale)), None)
@@ -57,26 +58,35 @@ def _match(erf, producers, consumers, consts, outputs) -> Optional[tuple[str, st
     if partner == x:  # 0.5 applied last: y = (x * (1 + erf)) * 0.5
         half = only(mul.output[0])
         if half is None or half.op_type != "Mul" or not _scalar(_other(half, mul.output[0]) or "", consts, 0.5):
-            return None
-        return x, half.output[0], [pre, erf, add, mul, half]
+            return x, mul.output[0], [pre, erf, add, mul], 2.0  # the 0.5 folded into the next layer (onnxsim)
+        return x, half.output[0], [pre, erf, add, mul, half], 1.0
     if _scalar(partner or "", consts, 0.5):  # 0.5 applied to (1 + erf), then x: y = x * (0.5 * (1 + erf))
         times_x = only(mul.output[0])
         if times_x is None or times_x.op_type != "Mul" or _other(times_x, mul.output[0]) != x:
             return None
-        return x, times_x.output[0], [pre, erf, add, mul, times_x]
+        return x, times_x.output[0], [pre, erf, add, mul, times_x], 1.0
     halved = producers.get(partner or "")  # 0.5 applied first: y = (x * 0.5) * (1 + erf)
     if halved is None or halved.op_type != "Mul" or x not in halved.input or only(halved.output[0]) is not mul:
         return None
     if not _scalar(_other(halved, x) or "", consts, 0.5):
         return None
-    return x, mul.output[0], [pre, erf, add, halved, mul]
+    return x, mul.output[0], [pre, erf, add, halved, mul], 1.0
+
+
+def _scalar_initializer(graph, value: float) -> str:
+    from onnx import TensorProto, helper
+
+    name = f"edgeproof_gelu_{value:g}".replace(".", "_")
+    if not any(i.name == name for i in graph.initializer):
+        graph.initializer.append(helper.make_tensor(name, TensorProto.FLOAT, [], [value]))
+    return name
 
 
 def _rewrite(model, replace_with, opset: Optional[int]) -> Optional[Any]:
     """A copy with every exact-GELU pattern's nodes replaced by `replace_with(x, y, name, graph)` (a list of nodes
     computing y from x); `opset`: raise the graph to it first when lower. None when there is no pattern."""
     import onnx
-    from onnx import version_converter
+    from onnx import helper, version_converter
 
     if not any(n.op_type == "Erf" for n in model.graph.node):
         return None
@@ -95,9 +105,14 @@ def _rewrite(model, replace_with, opset: Optional[int]) -> Optional[Any]:
         found = _match(erf, producers, consumers, consts, outputs)
         if found is None or any(id(n) in drop for n in found[2]):
             continue
-        x, y, nodes = found
+        x, y, nodes, factor = found
         drop.update(id(n) for n in nodes)
-        replaced[id(nodes[-1])] = replace_with(x, y, erf.name or f"erf_{len(replaced)}", graph)
+        name = erf.name or f"erf_{len(replaced)}"
+        written = replace_with(x, y if factor == 1.0 else f"{name}_gelu_out", name, graph)
+        if factor != 1.0:
+            written.append(helper.make_node("Mul", [f"{name}_gelu_out", _scalar_initializer(graph, factor)], [y],
+                                            name=f"{name}_gelu_times_{factor:g}"))
+        replaced[id(nodes[-1])] = written
     if not replaced:
         return None
     kept = []
@@ -124,14 +139,10 @@ def canonical_gelu(model) -> Optional[Any]:
     """A copy with every exact-GELU pattern written as `(x * 0.5) * (1 + erf(x * (1/sqrt 2)))`, the form the TFLite
     converter fuses into its builtin GELU (`x * (0.5 * (1 + erf(..)))` and others it leaves as a Select-only Erf).
     For backends that stop below opset 20 (onnx-tf); None when there is no pattern."""
-    from onnx import TensorProto, helper
+    from onnx import helper
 
     def written_out(x, y, name, graph):
-        consts = {"half": 0.5, "rsqrt2": 1.0 / SQRT2, "one": 1.0}
-        for key, value in consts.items():
-            if not any(i.name == f"edgeproof_gelu_{key}" for i in graph.initializer):
-                graph.initializer.append(helper.make_tensor(f"edgeproof_gelu_{key}", TensorProto.FLOAT, [], [value]))
-        c = {k: f"edgeproof_gelu_{k}" for k in consts}
+        c = {k: _scalar_initializer(graph, v) for k, v in {"half": 0.5, "rsqrt2": 1.0 / SQRT2, "one": 1.0}.items()}
         t = [f"{name}_gelu_{k}" for k in ("half", "scaled", "erf", "plus1")]
         return [helper.make_node("Mul", [x, c["half"]], [t[0]], name=t[0]),
                 helper.make_node("Mul", [x, c["rsqrt2"]], [t[1]], name=t[1]),
