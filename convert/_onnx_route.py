@@ -152,8 +152,11 @@ def _onnx2tf_options(native_inputs: Sequence[TensorSpec]) -> dict[str, Any]:
     takes them, `native_inputs`): the others keep their shape exactly (a [batch, tokens, features] input
     is not an image)."""
     keep = [t.name for t in native_inputs if len(t.shape) >= 3 and not (len(t.shape) == 4 and t.layout is Layout.NCHW)]
-    # the pre-pass already simplified the graph, checked; onnx2tf's own unchecked onnxsim run is left out
-    return {"not_use_onnxsim": True, **({"keep_shape_absolutely_input_names": keep} if keep else {})}
+    # the pre-pass already simplified the graph, checked; onnx2tf's own unchecked onnxsim run is left out.
+    # Grouped convolutions (1 < groups < channels: RegNet, ResNeXt) become one convolution per group: TF.js has no
+    # grouped Conv2D ("depth of input (16) must match input depth for filter 8"); depthwise ones stay depthwise.
+    return {"not_use_onnxsim": True, "disable_group_convolution": True,
+            **({"keep_shape_absolutely_input_names": keep} if keep else {})}
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -35,8 +35,9 @@ class SampleData:
 
 
 def sanitize(name: str) -> str:
-    """A tensor name every converter and runtime accepts (onnx-tf breaks on `input.1`)."""
-    clean = re.sub(r"[^A-Za-z0-9_]", "_", name.split(":")[0]) or "tensor"
+    """A tensor name every converter and runtime accepts (onnx-tf breaks on `input.1`; TensorFlow op names may not
+    start with `_`, and onnx-tf lost track of an input `___1`, what `图像.1` became)."""
+    clean = re.sub(r"[^A-Za-z0-9_]", "_", name.split(":")[0]).lstrip("_") or "tensor"
     return clean if not clean[0].isdigit() else f"t_{clean}"
 
 

@@ -169,3 +169,14 @@ def test_an_opset_20_transformer_block_is_written_down_to_opset_15_for_onnx_tf(a
     assert result.model.opset_import[0].version == 15
     assert not {n.op_type for n in result.model.graph.node} & {"LayerNormalization", "Gelu"}
     assert np.max(np.abs(run_graph(result.model, FEED)[0] - run_graph(model, FEED)[0])) < 1e-5
+
+
+def test_tensor_names_from_other_exporters_start_with_a_letter_or_digit():
+    """TensorFlow op names may not start with `_`: onnx-tf lost track of an input named `___1` (what `图像.1` became
+    with each non-ASCII character replaced) and failed with KeyError '___1'."""
+    from edgeproof.convert._sample_data import sanitize
+    from edgeproof.convert._user_inputs import unique_names
+
+    assert [sanitize(n) for n in ("图像.1", "类别/logits", "input.1", "_x", "0:0")] == \
+        ["t_1", "logits", "input_1", "x", "t_0"]
+    assert unique_names(["图像.1", "图表.1"]) == ["t_1", "t_1_2"]
