@@ -293,49 +293,46 @@ def test_weight_batch_matmuls_become_2d_matmuls_with_the_same_outputs(runner, mo
         np.testing.assert_allclose(got, np.concatenate([expected] * (len(batch) // len(x))), atol=ATOL)
 
 
-def test_a_fused_conv_with_a_rank_4_bias_gets_it_as_rank_1_and_runs(runner, models):
-    """TF.js wasm refuses `_FusedConv2D` with a [1, 1, 1, C] bias ("only supports rank-1 bias"); convert/_tfjs.py declares
-    that weight as [C] (the same bytes), and the model runs with TensorFlow's outputs."""
+def _refused_then_fixed(runner, models, key: str, fix) -> Path:
+    """The converter's model `key` is refused by TF.js wasm ("rank-1 bias"; cpu takes it); a copy mended by `fix`
+    (which must find something to mend) runs with TensorFlow's outputs. Returns the mended model.json."""
     import shutil
 
-    from edgeproof.convert._tfjs import check_tfjs_model, flatten_per_channel_conv_biases
+    from edgeproof.convert._tfjs import check_tfjs_model
 
-    path, x, expected = models["conv4"]
-    folder = path.parent.with_name(f"conv4_flat_{runner.backend}")
+    path, x, expected = models[key]
+    folder = path.parent.with_name(f"{key}_fixed_{runner.backend}")
     shutil.copytree(path.parent, folder, dirs_exist_ok=True)
     name = runner.load(path)["inputs"][0]["name"]
-    if runner.backend == "wasm":  # the converter still writes the failing form; TF.js cpu takes it
+    if runner.backend == "wasm":  # the converter still writes the failing form
         with pytest.raises(TfjsRuntimeError, match="rank-1 bias"):
             runner.predict({name: x})
-    assert flatten_per_channel_conv_biases(folder / "model.json")
+    assert fix(folder / "model.json"), f"{fix.__name__}: the converter no longer writes the pattern"
     check_tfjs_model(folder)
     runner.load(folder / "model.json")
     (got,) = runner.predict({name: x}).values()
     np.testing.assert_allclose(got, expected, atol=ATOL)
+    return folder / "model.json"
+
+
+def test_a_fused_conv_with_a_rank_4_bias_gets_it_as_rank_1_and_runs(runner, models):
+    """TF.js wasm refuses `_FusedConv2D` with a [1, 1, 1, C] bias ("only supports rank-1 bias"); convert/_tfjs.py declares
+    that weight as [C] (the same bytes), and the model runs with TensorFlow's outputs."""
+    from edgeproof.convert._tfjs import flatten_per_channel_conv_biases
+
+    _refused_then_fixed(runner, models, "conv4", flatten_per_channel_conv_biases)
 
 
 def test_a_conv_fused_with_a_computed_addend_is_split_and_runs(runner, models):
     """The converter fuses conv(x) + upsample(y) into one `_FusedConv2D` whose "bias" is a [N, H, W, C] tensor; TF.js
     wasm refuses it. convert/_tfjs.py splits it back into Conv2D + AddV2 + the fused activation."""
     import json
-    import shutil
 
-    from edgeproof.convert._tfjs import check_tfjs_model, unfuse_tensor_bias_convs
+    from edgeproof.convert._tfjs import unfuse_tensor_bias_convs
 
-    path, x, expected = models["fpn"]
-    folder = path.parent.with_name(f"fpn_split_{runner.backend}")
-    shutil.copytree(path.parent, folder, dirs_exist_ok=True)
-    name = runner.load(path)["inputs"][0]["name"]
-    if runner.backend == "wasm":  # the converter still writes the failing form; TF.js cpu takes it
-        with pytest.raises(TfjsRuntimeError, match="rank-1 bias"):
-            runner.predict({name: x})
-    assert unfuse_tensor_bias_convs(folder / "model.json"), "the converter no longer fuses the computed addend"
-    check_tfjs_model(folder)
-    ops = [n["op"] for n in json.loads((folder / "model.json").read_text())["modelTopology"]["node"]]
+    fixed = _refused_then_fixed(runner, models, "fpn", unfuse_tensor_bias_convs)
+    ops = [n["op"] for n in json.loads(fixed.read_text())["modelTopology"]["node"]]
     assert "Conv2D" in ops and "AddV2" in ops
-    runner.load(folder / "model.json")
-    (got,) = runner.predict({name: x}).values()
-    np.testing.assert_allclose(got, expected, atol=ATOL)
 
 
 def test_exact_gelu_converts_with_erf_in_place_of_erfc_and_runs(runner, models):
