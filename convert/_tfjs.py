@@ -119,12 +119,18 @@ def _graph_nodes(graph: dict) -> list[list[dict]]:
     return [graph.get("node", [])] + [f.get("nodeDef", []) for f in graph.get("library", {}).get("function", [])]
 
 
+def _vector_like(shape: list[int] | None) -> bool:
+    """A weight TF.js takes as a fused bias: [C], or [1, 1, 1, C] (declared [C] by flatten_per_channel_conv_biases)."""
+    return shape is not None and len(shape) >= 1 and all(d == 1 for d in shape[:-1])
+
+
 def unfuse_tensor_bias_convs(model_json: Path) -> list[str]:
     """Split fused convolutions whose "bias" is a computed tensor (an FPN's `conv(x) + upsample(y)`, which the
-    converter fuses like a bias) back into the convolution, AddV2 and the fused activation. TF.js's wasm backend
-    refuses them at run time ("FusedConv2D only supports rank-1 bias but got rank 4"). Returns the nodes split."""
+    converter fuses like a bias) or a weight of another shape (a scalar: MobileNetV3 through tf2onnx) back into the
+    convolution, AddV2 and the fused activation. TF.js's wasm backend refuses them at run time ("FusedConv2D only
+    supports rank-1 bias but got rank 4 / rank 0"). Returns the nodes split."""
     manifest = json.loads(model_json.read_text())
-    weights = {w["name"] for g in manifest["weightsManifest"] for w in g["weights"]}
+    shapes = {w["name"]: [int(d) for d in w["shape"]] for g in manifest["weightsManifest"] for w in g["weights"]}
     split = []
     for nodes in _graph_nodes(manifest["modelTopology"]):
         added = []
@@ -134,7 +140,7 @@ def unfuse_tensor_bias_convs(model_json: Path) -> list[str]:
             attr = node["attr"]
             fused = [base64.b64decode(s).decode() for s in attr.get("fused_ops", {}).get("list", {}).get("s", [])]
             bias = node["input"][2]
-            if bias.split(":")[0] in weights or not fused or fused[0] != "BiasAdd" \
+            if _vector_like(shapes.get(bias.split(":")[0])) or not fused or fused[0] != "BiasAdd" \
                     or len(fused) > 2 or not set(fused[1:]) <= ACTIVATIONS:
                 continue
             base, t = node["name"], {k: attr[k] for k in ("T",) if k in attr}

@@ -122,6 +122,16 @@ def _conv_rank4_bias(tf, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     return _convert(tf, tf.Module(), serve, tmp, "conv4"), x, serve(tf.constant(x))["y"].numpy()
 
 
+def _conv_scalar_bias(tf, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """Conv2D + a scalar constant (MobileNetV3 through tf2onnx and onnx2tf): fused with a rank-0 "bias"."""
+    rng = np.random.default_rng(8)
+    k = tf.constant(rng.normal(size=(3, 3, 2, 4)).astype(np.float32))
+    serve = tf.function(lambda x: {"y": tf.nn.relu(tf.nn.conv2d(x, k, 1, "SAME") + tf.constant(0.5))},
+                        input_signature=[tf.TensorSpec([None, 6, 6, 2], tf.float32, name="x")])
+    x = rng.normal(size=(2, 6, 6, 2)).astype(np.float32)
+    return _convert(tf, tf.Module(), serve, tmp, "conv0"), x, serve(tf.constant(x))["y"].numpy()
+
+
 def _conv_plus_tensor(tf, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     """conv(x) + upsample(conv(pool(x))), an FPN's merge: the converter fuses the Add into the conv as a "bias"."""
     rng = np.random.default_rng(5)
@@ -159,7 +169,8 @@ def models(tmp_path_factory) -> dict[str, tuple[Path, np.ndarray, np.ndarray]]:
     tmp = tmp_path_factory.mktemp("tfjs-node")
     return {"dense": _dense(tf, keras, tmp), "translator": _translator(tf, keras, tmp), "loop": _while_loop(tf, tmp),
             "linear3d": _linear_3d(tf, tmp), "conv4": _conv_rank4_bias(tf, tmp),
-            "fpn": _conv_plus_tensor(tf, tmp), "gelu": _exact_gelu(tf, tmp)}
+            "fpn": _conv_plus_tensor(tf, tmp), "gelu": _exact_gelu(tf, tmp),
+            "conv0": _conv_scalar_bias(tf, tmp)}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -333,6 +344,13 @@ def test_a_conv_fused_with_a_computed_addend_is_split_and_runs(runner, models):
     fixed = _refused_then_fixed(runner, models, "fpn", unfuse_tensor_bias_convs)
     ops = [n["op"] for n in json.loads(fixed.read_text())["modelTopology"]["node"]]
     assert "Conv2D" in ops and "AddV2" in ops
+
+
+def test_a_conv_fused_with_a_scalar_bias_is_split_and_runs(runner, models):
+    """A scalar constant added to a conv is fused as a rank-0 "bias", which TF.js wasm refuses; it is split back."""
+    from edgeproof.convert._tfjs import unfuse_tensor_bias_convs
+
+    _refused_then_fixed(runner, models, "conv0", unfuse_tensor_bias_convs)
 
 
 def test_exact_gelu_converts_with_erf_in_place_of_erfc_and_runs(runner, models):
