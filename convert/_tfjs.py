@@ -10,7 +10,7 @@ import base64
 import contextlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -54,23 +54,36 @@ def rewrite_erfc(model_json: Path) -> list[str]:
     """Every `Erfc(x)` node as `OnesLike(x) - Erf(x)` (no new weights). 1 - erf loses erfc's relative precision
     where erfc is tiny (x > ~4), which in GELU is multiplied by x * 0.5 with x < -5: below 1e-6 absolute.
     Returns the nodes rewritten."""
+    def rewrite(node: dict, shapes: dict) -> Optional[list[dict]]:
+        if node.get("op") != "Erfc":
+            return None
+        base, x = node["name"], node["input"][0]
+        t = {k: node["attr"][k] for k in ("T",) if k in node.get("attr", {})}
+        node.update({"op": "Sub", "input": [f"{base}/one", f"{base}/erf"] + node["input"][1:], "attr": dict(t)})
+        return [{"name": f"{base}/erf", "op": "Erf", "input": [x], "attr": dict(t)},
+                {"name": f"{base}/one", "op": "OnesLike", "input": [x], "attr": dict(t)}]
+
+    return _rewrite_nodes(model_json, rewrite)
+
+
+def _rewrite_nodes(model_json: Path, rewrite: Callable[[dict, dict], Optional[list[dict]]]) -> list[str]:
+    """`rewrite(node, weight shapes)` on every node of the graph and its functions: it changes the node in place and
+    returns the nodes it adds (None: left alone). model.json is written again when any changed; returns their names."""
     manifest = json.loads(model_json.read_text())
-    rewritten = []
+    shapes = {w["name"]: [int(d) for d in w["shape"]] for g in manifest["weightsManifest"] for w in g["weights"]}
+    changed = []
     for nodes in _graph_nodes(manifest["modelTopology"]):
         added = []
-        for node in nodes:
-            if node.get("op") != "Erfc":
-                continue
-            base, x = node["name"], node["input"][0]
-            t = {k: node["attr"][k] for k in ("T",) if k in node.get("attr", {})}
-            added += [{"name": f"{base}/erf", "op": "Erf", "input": [x], "attr": dict(t)},
-                      {"name": f"{base}/one", "op": "OnesLike", "input": [x], "attr": dict(t)}]
-            node.update({"op": "Sub", "input": [f"{base}/one", f"{base}/erf"] + node["input"][1:], "attr": dict(t)})
-            rewritten.append(base)
+        for node in list(nodes):
+            name = node.get("name")
+            extra = rewrite(node, shapes)
+            if extra is not None:
+                added.extend(extra)
+                changed.append(name)
         nodes.extend(added)
-    if rewritten:
+    if changed:
         model_json.write_text(json.dumps(manifest))
-    return rewritten
+    return changed
 
 
 def unfuse_tensor_bias_matmuls(model_json: Path) -> list[str]:
@@ -129,40 +142,31 @@ def unfuse_tensor_bias_convs(model_json: Path) -> list[str]:
     converter fuses like a bias) or a weight of another shape (a scalar: MobileNetV3 through tf2onnx) back into the
     convolution, AddV2 and the fused activation. TF.js's wasm backend refuses them at run time ("FusedConv2D only
     supports rank-1 bias but got rank 4 / rank 0"). Returns the nodes split."""
-    manifest = json.loads(model_json.read_text())
-    shapes = {w["name"]: [int(d) for d in w["shape"]] for g in manifest["weightsManifest"] for w in g["weights"]}
-    split = []
-    for nodes in _graph_nodes(manifest["modelTopology"]):
-        added = []
-        for node in nodes:
-            if node.get("op") not in FUSED_CONVS or len(node.get("input", [])) < 3:
-                continue
-            attr = node["attr"]
-            fused = [base64.b64decode(s).decode() for s in attr.get("fused_ops", {}).get("list", {}).get("s", [])]
-            bias = node["input"][2]
-            if _vector_like(shapes.get(bias.split(":")[0])) or not fused or fused[0] != "BiasAdd" \
-                    or len(fused) > 2 or not set(fused[1:]) <= ACTIVATIONS:
-                continue
-            base, t = node["name"], {k: attr[k] for k in ("T",) if k in attr}
-            conv = {"name": f"{base}/unfused_conv", "op": FUSED_CONVS[node["op"]], "input": node["input"][:2],
-                    "attr": {k: attr[k] for k in CONV_ATTRS if k in attr}}
-            chain = [conv, {"name": f"{base}/unfused_add" if len(fused) > 1 else base, "op": "AddV2",
-                            "input": [conv["name"], bias], "attr": dict(t)}]
-            if len(fused) > 1:
-                chain.append({"name": base, "op": fused[1], "input": [chain[-1]["name"]], "attr": dict(t)})
-            controls = [i for i in node["input"][3:] if i.startswith("^")]
-            chain[-1]["input"] += controls
-            for extra in chain:
-                if "device" in node:
-                    extra["device"] = node["device"]
-            node.clear()
-            node.update(chain[-1])
-            added.extend(chain[:-1])
-            split.append(base)
-        nodes.extend(added)
-    if split:
-        model_json.write_text(json.dumps(manifest))
-    return split
+    def rewrite(node: dict, shapes: dict) -> Optional[list[dict]]:
+        if node.get("op") not in FUSED_CONVS or len(node.get("input", [])) < 3:
+            return None
+        attr = node["attr"]
+        fused = [base64.b64decode(s).decode() for s in attr.get("fused_ops", {}).get("list", {}).get("s", [])]
+        bias = node["input"][2]
+        if _vector_like(shapes.get(bias.split(":")[0])) or not fused or fused[0] != "BiasAdd" \
+                or len(fused) > 2 or not set(fused[1:]) <= ACTIVATIONS:
+            return None
+        base, t = node["name"], {k: attr[k] for k in ("T",) if k in attr}
+        conv = {"name": f"{base}/unfused_conv", "op": FUSED_CONVS[node["op"]], "input": node["input"][:2],
+                "attr": {k: attr[k] for k in CONV_ATTRS if k in attr}}
+        chain = [conv, {"name": f"{base}/unfused_add" if len(fused) > 1 else base, "op": "AddV2",
+                        "input": [conv["name"], bias], "attr": dict(t)}]
+        if len(fused) > 1:
+            chain.append({"name": base, "op": fused[1], "input": [chain[-1]["name"]], "attr": dict(t)})
+        chain[-1]["input"] += [i for i in node["input"][3:] if i.startswith("^")]  # control inputs
+        for extra in chain:
+            if "device" in node:
+                extra["device"] = node["device"]
+        node.clear()
+        node.update(chain[-1])
+        return chain[:-1]
+
+    return _rewrite_nodes(model_json, rewrite)
 
 
 def flatten_per_channel_conv_biases(model_json: Path) -> list[str]:
