@@ -29,6 +29,7 @@ def convert_in_process(saved_model: Path, out_dir: Path, mode: QuantMode, dtype_
                                                strip_debug_ops=True,  # Assert/CheckNumerics only check; no kernel
                                                quantization_dtype_map=dtype_map or _DTYPE_MAP[QuantMode(mode)])
     rewrite_erfc(Path(out_dir) / "model.json")
+    drop_variadic_control_inputs(Path(out_dir) / "model.json")
     unfuse_tensor_bias_matmuls(Path(out_dir) / "model.json")
     unfuse_tensor_bias_convs(Path(out_dir) / "model.json")
     flatten_weight_batch_matmuls(Path(out_dir) / "model.json")
@@ -62,6 +63,27 @@ def rewrite_erfc(model_json: Path) -> list[str]:
         node.update({"op": "Sub", "input": [f"{base}/one", f"{base}/erf"] + node["input"][1:], "attr": dict(t)})
         return [{"name": f"{base}/erf", "op": "Erf", "input": [x], "attr": dict(t)},
                 {"name": f"{base}/one", "op": "OnesLike", "input": [x], "attr": dict(t)}]
+
+    return _rewrite_nodes(model_json, rewrite)
+
+
+# TF.js ops whose mapper reads the inputs up to the end (or the last): TF.js counts a control input `^x` as a
+# data input, so in these it becomes an addend, a concatenated tensor or the axis.
+VARIADIC_OPS = {"AddN", "ConcatV2", "Concat", "Pack", "IdentityN", "ShapeN", "Einsum"}
+
+
+def drop_variadic_control_inputs(model_json: Path) -> list[str]:
+    """Control inputs of variadic ops dropped when a data input remains (that input already puts the node in its
+    loop frame; the graph has no side effects to order). Grappler writes them into loop bodies: torch's GRU through
+    onnx2tf gave `AddN(bias_a, bias_b, ^loop_body_control)`, which TF.js refused: "All tensors passed to tf.addN()
+    must have the same dtype". Returns the nodes changed."""
+    def rewrite(node: dict, shapes: dict) -> Optional[list[dict]]:
+        inputs = node.get("input", [])
+        data = [i for i in inputs if not i.startswith("^")]
+        if node.get("op") not in VARIADIC_OPS or not data or len(data) == len(inputs):
+            return None
+        node["input"] = data
+        return []
 
     return _rewrite_nodes(model_json, rewrite)
 

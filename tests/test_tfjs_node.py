@@ -146,6 +146,22 @@ def _conv_plus_tensor(tf, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     return _convert(tf, tf.Module(), serve, tmp, "fpn"), x, serve(tf.constant(x))["y"].numpy()
 
 
+def _loop_bias_sum(tf, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """A while loop whose step adds two captured biases (an RNN cell's input and recurrent bias): grappler sums them
+    with `AddN(b1, b2, ^loop_body_control)` (torch's GRU through onnx2tf)."""
+    rng = np.random.default_rng(9)
+    b1, b2 = (tf.constant(rng.normal(size=4).astype(np.float32)) for _ in range(2))
+    w = tf.constant(rng.normal(size=(4, 4)).astype(np.float32) * 0.5)
+
+    def steps(x):
+        body = lambda i, y: (i + 1, tf.tanh(tf.matmul(y, w) + b1 + b2))  # noqa: E731
+        return {"y": tf.while_loop(lambda i, y: i < tf.shape(x)[1], body, [tf.constant(0), x])[1]}
+
+    serve = tf.function(steps, input_signature=[tf.TensorSpec([None, 4], tf.float32, name="x")])
+    x = rng.normal(size=(3, 4)).astype(np.float32)
+    return _convert(tf, tf.Module(), serve, tmp, "loopsum"), x, serve(tf.constant(x))["y"].numpy()
+
+
 def _exact_gelu(tf, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray]:
     """tf.nn.gelu(approximate=False) (onnx2tf's Gelu), which TensorFlow writes with Erfc: through convert_in_process."""
     from edgeproof.convert._tfjs import convert_in_process
@@ -170,7 +186,7 @@ def models(tmp_path_factory) -> dict[str, tuple[Path, np.ndarray, np.ndarray]]:
     return {"dense": _dense(tf, keras, tmp), "translator": _translator(tf, keras, tmp), "loop": _while_loop(tf, tmp),
             "linear3d": _linear_3d(tf, tmp), "conv4": _conv_rank4_bias(tf, tmp),
             "fpn": _conv_plus_tensor(tf, tmp), "gelu": _exact_gelu(tf, tmp),
-            "conv0": _conv_scalar_bias(tf, tmp)}
+            "conv0": _conv_scalar_bias(tf, tmp), "loopsum": _loop_bias_sum(tf, tmp)}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -304,9 +320,10 @@ def test_weight_batch_matmuls_become_2d_matmuls_with_the_same_outputs(runner, mo
         np.testing.assert_allclose(got, np.concatenate([expected] * (len(batch) // len(x))), atol=ATOL)
 
 
-def _refused_then_fixed(runner, models, key: str, fix) -> Path:
-    """The converter's model `key` is refused by TF.js wasm ("rank-1 bias"; cpu takes it); a copy mended by `fix`
-    (which must find something to mend) runs with TensorFlow's outputs. Returns the mended model.json."""
+def _refused_then_fixed(runner, models, key: str, fix, refusal: str = "rank-1 bias", backends=("wasm",)) -> Path:
+    """The converter's model `key` is refused by TF.js on `backends` with `refusal` (the fused-bias ones: wasm only,
+    cpu takes them); a copy mended by `fix` (which must find something to mend) runs with TensorFlow's outputs.
+    Returns the mended model.json."""
     import shutil
 
     from edgeproof.convert._tfjs import check_tfjs_model
@@ -315,8 +332,8 @@ def _refused_then_fixed(runner, models, key: str, fix) -> Path:
     folder = path.parent.with_name(f"{key}_fixed_{runner.backend}")
     shutil.copytree(path.parent, folder, dirs_exist_ok=True)
     name = runner.load(path)["inputs"][0]["name"]
-    if runner.backend == "wasm":  # the converter still writes the failing form
-        with pytest.raises(TfjsRuntimeError, match="rank-1 bias"):
+    if runner.backend in backends:  # the converter still writes the failing form
+        with pytest.raises(TfjsRuntimeError, match=refusal):
             runner.predict({name: x})
     assert fix(folder / "model.json"), f"{fix.__name__}: the converter no longer writes the pattern"
     check_tfjs_model(folder)
@@ -351,6 +368,14 @@ def test_a_conv_fused_with_a_scalar_bias_is_split_and_runs(runner, models):
     from edgeproof.convert._tfjs import unfuse_tensor_bias_convs
 
     _refused_then_fixed(runner, models, "conv0", unfuse_tensor_bias_convs)
+
+
+def test_a_control_input_of_addn_in_a_loop_is_dropped_and_runs(runner, models):
+    """TF.js counts `^loop_body_control` as a third addend of the loop step's AddN and refuses the sum ("must have the
+    same dtype") on every backend; convert/_tfjs.py drops control inputs of variadic ops."""
+    from edgeproof.convert._tfjs import drop_variadic_control_inputs
+
+    _refused_then_fixed(runner, models, "loopsum", drop_variadic_control_inputs, "same dtype", BACKENDS)
 
 
 def test_exact_gelu_converts_with_erf_in_place_of_erfc_and_runs(runner, models):
