@@ -13,10 +13,12 @@ Steps, in order:
 4. sentinels: float constants at +-1e30 and beyond, infinities included (the attention-mask fill value
    `torch.finfo(float32).min` of transformers), set to +-1e4: exp(-1e4) is 0 in float32 as exp(-3.4e38) is, but
    -3.4e38 becomes -inf in float16 (0 x -inf = NaN in every fp16 artifact) and breaks int8 scales;
-5. opset: graphs below opset 13 converted up to 13 (the converters' best-supported range);
-6. opset15 (onnx-tf's graph only): graphs above opset 15 written down to it, LayerNormalization and Gelu in
+5. pooling: an AveragePool/MaxPool whose one window covers its whole static input (Hugging Face EfficientNet's
+   `AvgPool2d(1280, ceil_mode=True)`) as GlobalAveragePool/GlobalMaxPool, not padded to the window's size;
+6. opset: graphs below opset 13 converted up to 13 (the converters' best-supported range);
+7. opset15 (onnx-tf's graph only): graphs above opset 15 written down to it, LayerNormalization and Gelu in
    primitive operators first (onnx-tf knows no later opset);
-7. gelu: exact GELU written out with Erf fused into one `Gelu` node (TFLite has no builtin Erf); for onnx-tf,
+8. gelu: exact GELU written out with Erf fused into one `Gelu` node (TFLite has no builtin Erf); for onnx-tf,
    which stops at opset 15, written in the one form the TFLite converter fuses into its GELU instead.
 """
 from __future__ import annotations
@@ -216,9 +218,11 @@ def prepass(model, feed: dict[str, np.ndarray], say: Callable[..., None] = lambd
 
     from ._onnx_gelu import canonical_gelu, fuse_gelu
     from ._onnx_opset15 import to_opset15
+    from ._onnx_pool import global_pooling
 
     steps: list[tuple[str, Callable]] = [("names", names), ("shapes", _infer_shapes), ("simplify", _simplify),
-                                         ("sentinels", _finite_sentinels), ("opset", _upgrade_opset)]
+                                         ("sentinels", _finite_sentinels), ("pooling", global_pooling),
+                                         ("opset", _upgrade_opset)]
     steps += [("gelu", fuse_gelu)] if gelu else [("opset15", to_opset15), ("gelu", canonical_gelu)]
     for step, apply in steps:
         candidate = onnx.ModelProto()

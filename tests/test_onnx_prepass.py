@@ -180,3 +180,33 @@ def test_tensor_names_from_other_exporters_start_with_a_letter_or_digit():
     assert [sanitize(n) for n in ("图像.1", "类别/logits", "input.1", "_x", "0:0")] == \
         ["t_1", "logits", "input_1", "x", "t_0"]
     assert unique_names(["图像.1", "图表.1"]) == ["t_1", "t_1_2"]
+
+
+def _pool_graph(nodes, spatial: int):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, spatial, spatial])
+    outs = [helper.make_tensor_value_info(n.output[0], TensorProto.FLOAT, None) for n in nodes]
+    return helper.make_model(helper.make_graph(nodes, "pool", [x], outs), opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_a_pooling_window_over_the_whole_input_becomes_global_pooling():
+    """HF EfficientNet's AvgPool2d(1280, ceil_mode=True) on a 2 x 2 map (onnx2tf padded it to 1280 x 1280: 131 MB per
+    image at 320 channels, TF.js wasm out of memory); a window that does not cover the input is left alone."""
+    nodes = [helper.make_node("AveragePool", ["x"], ["avg"], kernel_shape=[320, 320], strides=[320, 320], ceil_mode=1),
+             helper.make_node("MaxPool", ["x"], ["max"], kernel_shape=[5, 5], strides=[5, 5], ceil_mode=1),
+             helper.make_node("AveragePool", ["x"], ["local"], kernel_shape=[2, 2], strides=[1, 1])]
+    x = np.random.default_rng(3).normal(size=(4, 3, 3, 3)).astype(np.float32)
+    result = prepass(_pool_graph(nodes, 3), {"x": x})
+    assert {s["step"]: s["ok"] for s in result.steps}["pooling"] is True, result.steps
+    assert [n.op_type for n in result.model.graph.node] == ["GlobalAveragePool", "GlobalMaxPool", "AveragePool"]
+    avg, top, local = run_graph(result.model, {"x": x})
+    np.testing.assert_allclose(avg, x.mean(axis=(2, 3), keepdims=True), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(top, x.max(axis=(2, 3), keepdims=True))
+    assert local.shape == (4, 3, 2, 2)
+
+
+def test_a_pooling_window_with_pads_or_smaller_than_its_input_is_not_made_global():
+    nodes = [helper.make_node("AveragePool", ["x"], ["padded"], kernel_shape=[4, 4], pads=[1, 1, 1, 1]),
+             helper.make_node("MaxPool", ["x"], ["two"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)]
+    result = prepass(_pool_graph(nodes, 4), {"x": np.ones((2, 3, 4, 4), np.float32)})
+    assert {s["step"]: s["ok"] for s in result.steps}["pooling"] is None
+    assert [n.op_type for n in result.model.graph.node] == ["AveragePool", "MaxPool"]
