@@ -8,17 +8,19 @@ Steps, in order:
    -> letters, digits and `_`), the mapping kept so reports can name the original nodes;
 2. shapes: ONNX shape inference over the graph (its inputs' open dimensions already fixed from
    --input-shape and the sample data, the batch left open);
-3. simplify: onnxsim constant folding and simplification (the batch dimension kept dynamic; not for graphs with
+3. reshapes (recurrent graphs, only the batch open): Reshape targets computed from Shape made constants (0 for a
+   dimension that follows the data's, -1 for one more), found with onnxruntime at two batch sizes;
+4. simplify: onnxsim constant folding and simplification (the batch dimension kept dynamic; not for graphs with
    recurrent layers, whose initial states it folds into constants onnx2tf cannot take);
-4. sentinels: float constants at +-1e30 and beyond, infinities included (the attention-mask fill value
+5. sentinels: float constants at +-1e30 and beyond, infinities included (the attention-mask fill value
    `torch.finfo(float32).min` of transformers), set to +-1e4: exp(-1e4) is 0 in float32 as exp(-3.4e38) is, but
    -3.4e38 becomes -inf in float16 (0 x -inf = NaN in every fp16 artifact) and breaks int8 scales;
-5. pooling: an AveragePool/MaxPool whose one window covers its whole static input (Hugging Face EfficientNet's
+6. pooling: an AveragePool/MaxPool whose one window covers its whole static input (Hugging Face EfficientNet's
    `AvgPool2d(1280, ceil_mode=True)`) as GlobalAveragePool/GlobalMaxPool, not padded to the window's size;
-6. opset: graphs below opset 13 converted up to 13 (the converters' best-supported range);
-7. opset15 (onnx-tf's graph only): graphs above opset 15 written down to it, LayerNormalization and Gelu in
+7. opset: graphs below opset 13 converted up to 13 (the converters' best-supported range);
+8. opset15 (onnx-tf's graph only): graphs above opset 15 written down to it, LayerNormalization and Gelu in
    primitive operators first (onnx-tf knows no later opset);
-8. gelu: exact GELU written out with Erf fused into one `Gelu` node (TFLite has no builtin Erf); for onnx-tf,
+9. gelu: exact GELU written out with Erf fused into one `Gelu` node (TFLite has no builtin Erf); for onnx-tf,
    which stops at opset 15, written in the one form the TFLite converter fuses into its GELU instead.
 """
 from __future__ import annotations
@@ -30,6 +32,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from edgeproof._util import one_line, scaled_error
+
+from ._onnx_shapes import constant_reshapes
 
 MIN_OPSET = 13
 CHECK_TOLERANCE = 1e-4  # relative to each output's scale: float reassociation, not a different computation
@@ -149,13 +153,19 @@ def _holds(before: list[np.ndarray], after: list[np.ndarray]) -> Optional[str]:
     return None
 
 
+
+
 RECURRENT_OPS = {"LSTM", "GRU", "RNN"}
+
+
+def _recurrent(model) -> Optional[bool]:
+    return True if any(n.op_type in RECURRENT_OPS for n in model.graph.node) else None
 
 
 def _simplify(model):
     import onnxsim
 
-    if any(n.op_type in RECURRENT_OPS for n in model.graph.node):
+    if _recurrent(model):
         return None  # onnxsim folds recurrent layers' initial states into constants onnx2tf's LSTM/GRU cannot take
 
     simplified, ok = onnxsim.simplify(model, check_n=0, skip_shape_inference=False)
@@ -220,7 +230,9 @@ def prepass(model, feed: dict[str, np.ndarray], say: Callable[..., None] = lambd
     from ._onnx_opset15 import to_opset15
     from ._onnx_pool import global_pooling
 
-    steps: list[tuple[str, Callable]] = [("names", names), ("shapes", _infer_shapes), ("simplify", _simplify),
+    steps: list[tuple[str, Callable]] = [("names", names), ("shapes", _infer_shapes),
+                                         ("reshapes", lambda m: _recurrent(m) and constant_reshapes(m, feed, run_graph)),
+                                         ("simplify", _simplify),
                                          ("sentinels", _finite_sentinels), ("pooling", global_pooling),
                                          ("opset", _upgrade_opset)]
     steps += [("gelu", fuse_gelu)] if gelu else [("opset15", to_opset15), ("gelu", canonical_gelu)]

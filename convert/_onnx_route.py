@@ -26,6 +26,7 @@ from edgeproof._spec import Layout, ModelContract, TensorSpec
 from edgeproof._util import one_line
 from edgeproof.errors import UserConversionError
 
+from ._onnx_prepass import RECURRENT_OPS
 from ._saved_model import BoundSavedModel, bind_saved_model
 from ._user_inputs import Declared
 
@@ -168,9 +169,6 @@ def _onnx2tf_reason(printed: str) -> Optional[str]:
     errors = [l.split("ERROR:", 1)[1].strip() for l in lines if "ERROR:" in l]
     errors = [e for e in errors if e and not e.startswith("input_onnx_file_path")]
     return errors[0][:300] if errors else None
-
-
-RECURRENT_OPS = {"LSTM", "GRU", "RNN"}
 
 
 def _attempt(backend: OnnxBackend, onnx_path: Path, saved_model: Path, contract: ModelContract,

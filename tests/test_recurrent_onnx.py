@@ -1,0 +1,79 @@
+"""A stateful two-layer torch LSTM language model, exported by the pipeline's own torch -> ONNX export (dynamo):
+dynamo reshapes every layer's output with a Shape -> Slice -> Mul -> Concat chain, which shape inference cannot see
+through with an open batch. Before the pre-pass made those targets constants (step `reshapes`), onnx2tf failed on
+the second layer, whose input size was unknown ("Can't convert Python sequence with mixed types to Tensor"): no
+artifact (corpus: lstm_stateful_lm; onnx-tf's LSTM fails on it either way, "Matrix size-incompatible")."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.stack
+torch = pytest.importorskip("torch", reason="the pipeline stack (torch, onnx, onnx2tf) is needed")
+
+VOCAB, WIDTH, HIDDEN, LAYERS, SEQ, ROWS = 40, 8, 12, 2, 6, 16
+
+
+class StatefulLSTM(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(VOCAB, WIDTH)
+        self.lstm = torch.nn.LSTM(WIDTH, HIDDEN, num_layers=LAYERS, batch_first=True)
+        self.head = torch.nn.Linear(HIDDEN, 5)
+
+    def forward(self, input_ids, h, c):  # h, c: [N, layers, hidden]
+        seq, (h1, c1) = self.lstm(self.embedding(input_ids), (h.transpose(0, 1).contiguous(),
+                                                               c.transpose(0, 1).contiguous()))
+        return {"logits": self.head(seq), "h_out": h1.transpose(0, 1), "c_out": c1.transpose(0, 1)}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from edgeproof.convert._onnx_export import export_torch
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    sample = {"input_ids": rng.integers(0, VOCAB, (ROWS, SEQ)).astype(np.int64),
+              "h": rng.normal(size=(ROWS, LAYERS, HIDDEN)).astype(np.float32) * 0.5,
+              "c": rng.normal(size=(ROWS, LAYERS, HIDDEN)).astype(np.float32) * 0.5}
+    path = tmp_path_factory.mktemp("lstm") / "lstm.onnx"
+    module = StatefulLSTM().eval()
+    export = export_torch(module, path, list(sample), ["logits", "h_out", "c_out"], sample, structure="dict")
+    assert export.exporter == "dynamo", export.notes
+    return module, path, sample
+
+
+def test_the_pre_pass_makes_the_computed_reshapes_after_lstm_layers_constant(exported):
+    import onnx
+
+    from edgeproof.convert._onnx_prepass import prepass, run_graph
+
+    _, path, sample = exported
+    model = onnx.load(str(path))
+    constants = {t.name for t in model.graph.initializer}
+    assert any(n.input[1] not in constants for n in model.graph.node if n.op_type == "Reshape"), "dynamo changed"
+    result = prepass(model, sample)
+    assert {s["step"]: s["ok"] for s in result.steps}["reshapes"] is True, result.steps
+    graph = result.model.graph
+    constants = {t.name for t in graph.initializer}
+    lstms = [n for n in graph.node if n.op_type == "LSTM"]
+    assert len(lstms) == LAYERS and all(n.input[1] in constants for n in graph.node if n.op_type == "Reshape")
+    assert "Shape" not in {n.op_type for n in graph.node}
+    shapes = {v.name: [d.dim_value or None for d in v.type.tensor_type.shape.dim] for v in graph.value_info}
+    assert shapes[lstms[1].input[0]][-1] == HIDDEN  # the second layer's input size is known
+    for batch in (1, 3):  # the batch stays open: a -1 or 0 where it goes
+        feed = {k: v[:batch] for k, v in sample.items()}
+        for a, b in zip(run_graph(model, feed), run_graph(result.model, feed)):
+            np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_the_stateful_lstm_converts_through_onnx2tf_and_its_float_cells_pass(exported, tmp_path):
+    from edgeproof import convert_user_model
+
+    _, path, sample = exported
+    np.savez(tmp_path / "sample.npz", **sample)
+    result = convert_user_model(path, sample_data=tmp_path / "sample.npz", artifacts=tmp_path / "art",
+                                onnx_backend="onnx2tf", modes=["fp32"], representative_samples=ROWS, progress=False)
+    verdicts = {v.key.split("/", 2)[2]: v for v in result.verdicts if v.browser is None}
+    for key in ("tflite/fp32", "tfjs/fp32"):
+        assert key in verdicts and verdicts[key].status == "pass", (key, verdicts.get(key))
