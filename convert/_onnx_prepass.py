@@ -18,9 +18,11 @@ Steps, in order:
 6. pooling: an AveragePool/MaxPool whose one window covers its whole static input (Hugging Face EfficientNet's
    `AvgPool2d(1280, ceil_mode=True)`) as GlobalAveragePool/GlobalMaxPool, not padded to the window's size;
 7. opset: graphs below opset 13 converted up to 13 (the converters' best-supported range);
-8. opset15 (onnx-tf's graph only): graphs above opset 15 written down to it, LayerNormalization and Gelu in
+8. constants: Constant nodes made initializers (onnx2tf moves an axis to its NHWC place only for an initializer;
+   the version converter writes Squeeze-13's axes as a Constant node);
+9. opset15 (onnx-tf's graph only): graphs above opset 15 written down to it, LayerNormalization and Gelu in
    primitive operators first (onnx-tf knows no later opset);
-9. gelu: exact GELU written out with Erf fused into one `Gelu` node (TFLite has no builtin Erf); for onnx-tf,
+10. gelu: exact GELU written out with Erf fused into one `Gelu` node (TFLite has no builtin Erf); for onnx-tf,
    which stops at opset 15, written in the one form the TFLite converter fuses into its GELU instead.
 """
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy as np
 
 from edgeproof._util import one_line, scaled_error
 
-from ._onnx_shapes import constant_reshapes
+from ._onnx_shapes import constant_reshapes, constants_as_initializers
 
 MIN_OPSET = 13
 CHECK_TOLERANCE = 1e-4  # relative to each output's scale: float reassociation, not a different computation
@@ -234,7 +236,7 @@ def prepass(model, feed: dict[str, np.ndarray], say: Callable[..., None] = lambd
                                          ("reshapes", lambda m: _recurrent(m) and constant_reshapes(m, feed, run_graph)),
                                          ("simplify", _simplify),
                                          ("sentinels", _finite_sentinels), ("pooling", global_pooling),
-                                         ("opset", _upgrade_opset)]
+                                         ("opset", _upgrade_opset), ("constants", constants_as_initializers)]
     steps += [("gelu", fuse_gelu)] if gelu else [("opset15", to_opset15), ("gelu", canonical_gelu)]
     for step, apply in steps:
         candidate = onnx.ModelProto()

@@ -92,3 +92,23 @@ def constant_reshapes(model, feed: dict[str, np.ndarray], run_graph: Callable[..
         return None
     prune_dead_nodes(graph)
     return onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+
+
+def constants_as_initializers(model):
+    """Constant nodes (a `value` tensor) of the main graph made initializers; None when there are none.
+
+    onnx's version converter writes an opset-12 Squeeze's axes as a Constant node feeding Squeeze-13, and the pre-pass
+    does not run onnxsim (which makes them initializers) on recurrent graphs. onnx2tf converts an axis to its NHWC
+    place only when it is an initializer: a CRNN's Squeeze of the collapsed height squeezed the width instead ("Can
+    not squeeze dim[2], expected a dimension of 1, got 32")."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    constants = [n for n in graph.node if n.op_type == "Constant" and len(n.attribute) == 1
+                 and n.attribute[0].name == "value" and len(n.output) == 1]
+    if not constants:
+        return None
+    for node in constants:
+        graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(node.attribute[0].t), node.output[0]))
+        graph.node.remove(node)
+    return model

@@ -77,3 +77,40 @@ def test_the_stateful_lstm_converts_through_onnx2tf_and_its_float_cells_pass(exp
     verdicts = {v.key.split("/", 2)[2]: v for v in result.verdicts if v.browser is None}
     for key in ("tflite/fp32", "tfjs/fp32"):
         assert key in verdicts and verdicts[key].status == "pass", (key, verdicts.get(key))
+
+
+class TinyCRNN(torch.nn.Module):
+    """A text-line recognizer's shape (corpus: crnn_ocr_recognizer): convs collapse the height to 1, Squeeze(2), the
+    width becomes time for a bidirectional LSTM, a linear layer to classes."""
+
+    def __init__(self):
+        super().__init__()
+        self.cnn = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2, 2),
+                                       torch.nn.Conv2d(8, 16, (4, 1)))  # height 8 -> 4 -> 1
+        self.rnn = torch.nn.LSTM(16, HIDDEN, bidirectional=True, batch_first=True)
+        self.head = torch.nn.Linear(2 * HIDDEN, 7)
+
+    def forward(self, x):
+        features = self.cnn(x).squeeze(2).permute(0, 2, 1)  # [N, W/2, 16]
+        return self.head(self.rnn(features)[0]).softmax(-1)
+
+
+def test_an_opset_12_crnn_with_open_width_converts_through_onnx2tf(tmp_path):
+    """torch's legacy exporter at opset 12, N and W open: the pre-pass's opset step writes Squeeze's axes as a Constant
+    node, and onnx2tf left that axis in NCHW order on its NHWC tensor ("Can not squeeze dim[2], expected a dimension
+    of 1, got 8") until the `constants` step made it an initializer."""
+    from edgeproof import convert_user_model
+
+    torch.manual_seed(0)
+    x = np.random.default_rng(1).normal(size=(ROWS, 1, 8, 16)).astype(np.float32)
+    torch.onnx.export(TinyCRNN().eval(), (torch.from_numpy(x[:2]),), str(tmp_path / "crnn.onnx"), dynamo=False,
+                      input_names=["x"], output_names=["probs"], opset_version=12,
+                      dynamic_axes={"x": {0: "N", 3: "W"}, "probs": {0: "N", 1: "T"}})
+    np.savez(tmp_path / "crnn.npz", x=x)
+    result = convert_user_model(tmp_path / "crnn.onnx", sample_data=tmp_path / "crnn.npz", artifacts=tmp_path / "art",
+                                onnx_backend="onnx2tf", modes=["fp32"], representative_samples=ROWS, progress=False)
+    steps = {s["step"]: s["ok"] for s in result.info.onnx_backend["prepass"]}
+    assert steps["opset"] is True and steps["constants"] is True, steps
+    verdicts = {v.key.split("/", 2)[2]: v for v in result.verdicts if v.browser is None}
+    for key in ("tflite/fp32", "tfjs/fp32"):
+        assert key in verdicts and verdicts[key].status == "pass", (key, verdicts.get(key))
