@@ -6,7 +6,7 @@ from ._api import convert, convert_source
 from ._artifact import ArtifactRecord, TensorInfo
 from ._keras_model import import_custom_objects
 from ._locator import ModelFolder, find_models
-from ._onnx_route import OnnxBackend
+from ._onnx_backends import OnnxBackend
 from ._records import CONVERSION_JSON, artifact_path, conversion_table, load_records, requested_configs
 from ._source import EvalSet, Exported, Source, SourceKind
 from ._source_user import UserSource, open_user_source

@@ -14,7 +14,7 @@ from edgeproof.errors import EdgeproofError
 
 from ._artifact import ArtifactRecord, TensorInfo
 from ._cells import convert_cells
-from ._onnx_route import OnnxBackend, backends_for
+from ._onnx_backends import OnnxBackend, backends_for
 from ._records import conversion_table, requested_configs, write_records
 from ._source import Exported, Source
 from ._tensors import layout_changes, tensor_infos, tfjs_described

@@ -9,13 +9,9 @@ open non-batch dimensions fixed from the sample data, and int64 inputs/outputs t
 int32 at the graph's boundary with a Cast inside (TFLite and TF.js want int32 ids)."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import re
 import shutil
 from dataclasses import dataclass, field, replace
-from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -26,24 +22,13 @@ from edgeproof._spec import Layout, ModelContract, TensorSpec
 from edgeproof._util import one_line
 from edgeproof.errors import UserConversionError
 
+from ._onnx_backends import OnnxBackend, TfExport, onnx2tf_options
 from ._onnx_prepass import RECURRENT_OPS
 from ._saved_model import BoundSavedModel, bind_saved_model
 from ._user_inputs import Declared
 
 INT64_SUFFIX = "__int64"
 ONNX_NAMES_JSON = "onnx_names.json"  # safe node name -> the exporter's node name (the pre-pass renames nodes)
-
-
-class OnnxBackend(str, Enum):
-    ONNX2TF = "onnx2tf"
-    ONNX_TF = "onnx-tf"
-
-
-def backends_for(choice: Optional[str]) -> list[OnnxBackend]:
-    """`auto` (or None): onnx2tf, then onnx-tf when onnx2tf fails; a backend's name: that one only."""
-    if choice in (None, "auto"):
-        return [OnnxBackend.ONNX2TF, OnnxBackend.ONNX_TF]
-    return [OnnxBackend(choice)]
 
 
 def _subgraphs(node):
@@ -148,29 +133,6 @@ class OnnxToTf:
         return {"used": self.backend.value, "attempts": self.attempts, "prepass": self.prepass}
 
 
-def _onnx2tf_options(native_inputs: Sequence[TensorSpec]) -> dict[str, Any]:
-    """onnx2tf turns every 3-D..5-D input channels-last. Only NCHW images should be (as the source model
-    takes them, `native_inputs`): the others keep their shape exactly (a [batch, tokens, features] input
-    is not an image)."""
-    keep = [t.name for t in native_inputs if len(t.shape) >= 3 and not (len(t.shape) == 4 and t.layout is Layout.NCHW)]
-    # the pre-pass already simplified the graph, checked; onnx2tf's own unchecked onnxsim run is left out.
-    # Grouped convolutions (1 < groups < channels: RegNet, ResNeXt) become one convolution per group: TF.js has no
-    # grouped Conv2D ("depth of input (16) must match input depth for filter 8"); depthwise ones stay depthwise.
-    return {"not_use_onnxsim": True, "disable_group_convolution": True,
-            **({"keep_shape_absolutely_input_names": keep} if keep else {})}
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _onnx2tf_reason(printed: str) -> Optional[str]:
-    """onnx2tf prints its reason ("LpPool OP is not yet implemented.") before raising something vaguer."""
-    lines = [_ANSI.sub("", l).strip() for l in printed.splitlines()]
-    errors = [l.split("ERROR:", 1)[1].strip() for l in lines if "ERROR:" in l]
-    errors = [e for e in errors if e and not e.startswith("input_onnx_file_path")]
-    return errors[0][:300] if errors else None
-
-
 def _attempt(backend: OnnxBackend, onnx_path: Path, saved_model: Path, contract: ModelContract,
              native_inputs: Sequence[TensorSpec], probes, reference_probe,
              unroll: bool = False) -> tuple[Optional[Any], Optional[str]]:
@@ -179,7 +141,7 @@ def _attempt(backend: OnnxBackend, onnx_path: Path, saved_model: Path, contract:
     that crashes or exits becomes a failed attempt, not a dead conversion."""
     from ._worker import Job, run_jobs
 
-    options = _onnx2tf_options(native_inputs) if backend is OnnxBackend.ONNX2TF else None
+    options = onnx2tf_options(native_inputs) if backend is OnnxBackend.ONNX2TF else None
     if options is not None and unroll:  # a static batch: recurrent layers unrolled into builtin ops, no tensor lists
         options["enable_rnn_unroll"] = True
     (outcome,) = run_jobs(onnx_path, [Job(backend.value, "", str(saved_model), options=options)])
@@ -193,66 +155,6 @@ def _attempt(backend: OnnxBackend, onnx_path: Path, saved_model: Path, contract:
         shutil.rmtree(saved_model, ignore_errors=True)
         return None, one_line(err)
     return (TfExport(saved_model, backend, list(outcome.notes)), bound), None
-
-
-def onnx_to_saved_model_reported(onnx_path: Path, out_dir: Path, backend: str,
-                                 onnx2tf_options: Optional[dict[str, Any]] = None) -> list[str]:
-    """onnx_to_saved_model in a worker: onnx2tf's console output captured, its own reason (it prints
-    "LpPool OP is not yet implemented." before raising something vaguer) put into the error. Returns notes."""
-    printed = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(printed):
-            return onnx_to_saved_model(onnx_path, out_dir, backend, onnx2tf_options).notes
-    except (Exception, SystemExit) as err:
-        reason = _onnx2tf_reason(printed.getvalue()) if OnnxBackend(backend) is OnnxBackend.ONNX2TF else None
-        raise RuntimeError(f"{reason} ({one_line(err, 200)})" if reason else one_line(err)) from None
-
-
-def _local_test_images():
-    """onnx2tf downloads sample images from GitHub to check image models with a static batch; edgeproof runs
-    offline, so it gets deterministic local ones (its accuracy check, not ours: ours runs on the probes)."""
-    import numpy as np
-
-    return np.random.default_rng(20).uniform(0.0, 1.0, (20, 128, 128, 3)).astype(np.float32)
-
-
-@dataclass
-class TfExport:
-    saved_model: Path
-    backend: OnnxBackend
-    notes: list[str] = field(default_factory=list)
-
-
-def onnx_to_saved_model(onnx_path: Path, out_dir: Path, backend: OnnxBackend | str,
-                        onnx2tf_options: Optional[dict[str, Any]] = None) -> TfExport:
-    """`onnx2tf_options`: extra keyword arguments for onnx2tf.convert (users' models: which inputs keep
-    their layout)."""
-    backend = OnnxBackend(backend)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    if backend is OnnxBackend.ONNX2TF:
-        import tempfile
-
-        import onnx2tf
-        import onnx2tf.onnx2tf as onnx2tf_main
-
-        onnx2tf_main.download_test_image_data = _local_test_images  # never the network
-        with tempfile.TemporaryDirectory(prefix="edgeproof-onnx2tf-") as tmp:
-            own = Path(tmp) / onnx_path.name  # onnx2tf rewrites its input file in place: it gets a copy
-            shutil.copyfile(onnx_path, own)
-            onnx2tf.convert(input_onnx_file_path=str(own), output_folder_path=str(out_dir), non_verbose=True,
-                            output_signaturedefs=True, copy_onnx_input_output_names_to_tflite=True,
-                            **(onnx2tf_options or {}))
-        for extra in out_dir.glob("*.tflite"):  # we convert every precision ourselves, from the SavedModel
-            extra.unlink()
-        return TfExport(out_dir, backend)
-    import onnx
-
-    from ._onnx_tf_compat import export_saved_model, prepare
-
-    rep = prepare(onnx.load(str(onnx_path)))
-    export_saved_model(rep, str(out_dir))
-    return TfExport(out_dir, backend, ["onnx-tf keeps the ONNX (NCHW) layout at the model's edges"])
 
 
 @dataclass
@@ -321,46 +223,56 @@ def onnx_route(model, declared: Optional[Sequence[Declared]], contract: ModelCon
         return graphs[plan]
 
     dynamic = any(d.shape and d.shape[0] is None for d in declared)
-    batches = _shape_plans(dynamic, as_graph != declared, batch)
+    plans = _plans(backends, _shape_plans(dynamic, as_graph != declared, batch), graph, dynamic)
+    attempt = lambda backend, g, unroll: _attempt(backend, g.path, root / names[1], contract,  # noqa: E731
+                                                   native_inputs, probes, reference_probe, unroll=unroll)
     attempts: list[dict[str, Any]] = []
-    aside: Optional[tuple] = None  # (graph, done, backend) of a graph within 1e-3 but not 1e-4 of the source
     try:
-        missing_op: set[OnnxBackend] = set()  # a backend without an op (or an imprecise graph): done with it
-        for backend, plan, unroll in _plans(backends, batches, graph, dynamic):
-            if backend in missing_op:
-                continue
-            g, batch = graph(plan if backend is OnnxBackend.ONNX2TF else plan + ("opset15",)), plan[0]
-            say(f"   ONNX -> TensorFlow with {backend.value}" + (f" (batch fixed to {batch})" if batch else "")
-                + (", open dimensions left open" if plan[1] else "") + (", recurrent layers unrolled" if unroll else ""),
-                flush=True)
-            done, error = _attempt(backend, g.path, root / names[1], contract, native_inputs, probes,
-                                   reference_probe, unroll=unroll)
-            attempts.append({"backend": backend.value, "batch": batch or ("dynamic" if dynamic else "as exported"),
-                             "open_dims": plan[1], "unrolled": unroll, "ok": done is not None, "error": error,
-                             **({"max_abs_error_vs_onnxruntime": done[1].max_abs_error} if done else {})})
-            if done is not None and (done[1].precise or aside is not None):
-                if not done[1].precise:  # no closer than the first: the first stays
-                    shutil.rmtree(done[1].path, ignore_errors=True)
-                    break
-                _drop(aside)
-                return _converted(g, done, backend, attempts, root, names, feed)
-            if done is not None:
-                say(f"   {backend.value}'s graph is {done[1].max_abs_error:.3g} from the source (more than 1e-4 of "
-                    f"an output's scale): trying another backend for a closer one", flush=True)
-                aside, missing_op = _set_aside(g, done, backend), missing_op | {backend}
-                continue
-            say(f"   {backend.value} failed: {error}", flush=True)
-            if _missing_op(error or ""):
-                missing_op.add(backend)
-        if aside is not None:
-            g, done, backend = _restore(aside, root / names[1])
-            return _converted(g, done, backend, attempts, root, names, feed)
+        found = _first_precise(plans, graph, attempt, attempts, dynamic, say)
+        if found is None:
+            raise UserConversionError(f"no ONNX backend could convert {names[0]}: "
+                                      + "; ".join(f"{a['backend']}: {a['error']}" for a in attempts))
+        g, done, backend = _restore(found, root / names[1]) if found[0].path.name.startswith(".imprecise-") else found
+        return _converted(g, done, backend, attempts, root, names, feed)
     finally:
         for g in graphs.values():
             if g.path.name != names[0]:
                 g.path.unlink(missing_ok=True)
-    raise UserConversionError(f"no ONNX backend could convert {names[0]}: "
-                              + "; ".join(f"{a['backend']}: {a['error']}" for a in attempts))
+
+
+def _first_precise(plans, graph: Callable, attempt: Callable, attempts: list[dict[str, Any]], dynamic: bool,
+                   say: Callable) -> Optional[tuple]:
+    """(graph, (export, bound), backend) of the first plan whose SavedModel is within 1e-4 of every output's scale;
+    a graph within 1e-3 but not 1e-4 is set aside (its backend is done) while the other backends try for a closer
+    one, and is the answer when none is closer. None when no plan converts. Every attempt goes into `attempts`."""
+    aside: Optional[tuple] = None
+    done_with: set[OnnxBackend] = set()  # a backend without an op (or with an imprecise graph)
+    for backend, plan, unroll in plans:
+        if backend in done_with:
+            continue
+        g, batch = graph(plan if backend is OnnxBackend.ONNX2TF else plan + ("opset15",)), plan[0]
+        say(f"   ONNX -> TensorFlow with {backend.value}" + (f" (batch fixed to {batch})" if batch else "")
+            + (", open dimensions left open" if plan[1] else "") + (", recurrent layers unrolled" if unroll else ""),
+            flush=True)
+        done, error = attempt(backend, g, unroll)
+        attempts.append({"backend": backend.value, "batch": batch or ("dynamic" if dynamic else "as exported"),
+                         "open_dims": plan[1], "unrolled": unroll, "ok": done is not None, "error": error,
+                         **({"max_abs_error_vs_onnxruntime": done[1].max_abs_error} if done else {})})
+        if done is not None and done[1].precise:
+            _drop(aside)
+            return g, done, backend
+        if done is not None and aside is not None:  # no closer than the first: the first stays
+            shutil.rmtree(done[1].path, ignore_errors=True)
+            break
+        if done is not None:
+            say(f"   {backend.value}'s graph is {done[1].max_abs_error:.3g} from the source (more than 1e-4 of "
+                f"an output's scale): trying another backend for a closer one", flush=True)
+            aside, done_with = _set_aside(g, done, backend), done_with | {backend}
+            continue
+        say(f"   {backend.value} failed: {error}", flush=True)
+        if _missing_op(error or ""):
+            done_with.add(backend)
+    return aside
 
 
 def _set_aside(g: _Graph, done, backend: OnnxBackend) -> tuple:

@@ -17,7 +17,8 @@ from edgeproof._util import in_slices, one_line
 from edgeproof.errors import SampleDataError, UserConversionError, UserModelError
 
 from ._onnx_model import OnnxModel
-from ._onnx_route import OnnxBackend, onnx_route
+from ._onnx_backends import OnnxBackend
+from ._onnx_route import onnx_route
 from ._sample_data import SampleData, SampleSource, load_sample_data, sanitize
 from ._saved_model import bind_saved_model
 from ._source import KERAS_NOISE, ORT_NOISE, SPEC_BATCH, TORCH_NOISE, EvalSet, Exported, Say, Source, SourceKind

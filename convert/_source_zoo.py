@@ -13,7 +13,8 @@ from edgeproof._spec import Framework, ModelSpec, Task, TensorSpec
 
 from ._onnx_export import export_torch
 from ._onnx_model import OnnxModel
-from ._onnx_route import OnnxBackend, onnx_route
+from ._onnx_backends import OnnxBackend
+from ._onnx_route import onnx_route
 from ._saved_model import bind_saved_model, export_keras
 from ._source import KERAS_NOISE, ORT_NOISE, SPEC_BATCH, TORCH_NOISE, EvalSet, Exported, Say, Source, SourceKind
 

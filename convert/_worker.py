@@ -102,7 +102,7 @@ def _run_one(saved_model: Path, job: Job, calibration) -> list:
     if job.kind == "crash":  # lets the tests prove that a dying converter is contained
         os.kill(os.getpid(), signal.SIGSEGV)
     if job.kind in ("onnx2tf", "onnx-tf"):
-        from ._onnx_route import onnx_to_saved_model_reported
+        from ._onnx_backends import onnx_to_saved_model_reported
 
         return onnx_to_saved_model_reported(saved_model, Path(job.out), job.kind, job.options)
     if job.kind == "attribution":

@@ -15,7 +15,7 @@ from edgeproof._registry import training_order
 from edgeproof.train import model_dir
 
 from ._api import convert
-from ._onnx_route import OnnxBackend
+from ._onnx_backends import OnnxBackend
 
 
 def compare(artifacts: Path | str, models: list[str] | None = None) -> list[dict]:

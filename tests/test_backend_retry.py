@@ -9,7 +9,7 @@ import pytest
 
 from edgeproof._quant import Target
 from edgeproof.convert import _api
-from edgeproof.convert._onnx_route import OnnxBackend
+from edgeproof.convert._onnx_backends import OnnxBackend
 
 AUTO = [OnnxBackend.ONNX2TF, OnnxBackend.ONNX_TF]
 

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 def test_a_grouped_conv_converts_to_a_tfjs_model_that_runs(tmp_path):
     from edgeproof._spec import Layout, TensorSpec
     from edgeproof.convert._onnx_prepass import run_graph
-    from edgeproof.convert._onnx_route import _onnx2tf_options, onnx_to_saved_model
+    from edgeproof.convert._onnx_backends import onnx2tf_options, onnx_to_saved_model
     from edgeproof.convert._tfjs import convert_in_process
     from edgeproof.verify._tfjs_node import TfjsNodeRunner
 
@@ -25,7 +25,7 @@ def test_a_grouped_conv_converts_to_a_tfjs_model_that_runs(tmp_path):
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 6, 6])], [w])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     onnx.save(model, str(tmp_path / "g.onnx"))
-    options = _onnx2tf_options([TensorSpec("x", (None, 8, 6, 6), "float32", Layout.NCHW)])
+    options = onnx2tf_options([TensorSpec("x", (None, 8, 6, 6), "float32", Layout.NCHW)])
     assert options["disable_group_convolution"] is True
     onnx_to_saved_model(tmp_path / "g.onnx", tmp_path / "sm", "onnx2tf", options)
     convert_in_process(tmp_path / "sm", tmp_path / "tfjs", "fp32")

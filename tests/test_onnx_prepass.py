@@ -105,7 +105,7 @@ def test_an_opset_13_transformer_block_goes_through_onnx_tf_into_builtin_tflite_
     form TFLite does not fuse by itself: through the pre-pass and onnx-tf, the SavedModel computes what onnxruntime
     does, and the TFLite file has the builtin GELU and no Select-only Erf."""
     pytest.importorskip("tensorflow", reason="the pipeline stack (TensorFlow, onnx-tf) is needed for onnx-tf")
-    from edgeproof.convert._onnx_route import onnx_to_saved_model
+    from edgeproof.convert._onnx_backends import onnx_to_saved_model
 
     nodes = [helper.make_node("Unsqueeze", ["x", "axes"], ["u"]), *_gelu_nodes(False, x="u", y="g"),
              helper.make_node("Squeeze", ["g", "axes"], ["q"]),

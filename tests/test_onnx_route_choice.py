@@ -15,7 +15,7 @@ from types import SimpleNamespace  # noqa: E402
 from edgeproof._spec import Layout, TensorSpec  # noqa: E402
 from edgeproof.convert import _onnx_route  # noqa: E402
 from edgeproof.convert._onnx_model import OnnxModel  # noqa: E402
-from edgeproof.convert._onnx_route import OnnxBackend, TfExport  # noqa: E402
+from edgeproof.convert._onnx_backends import OnnxBackend, TfExport  # noqa: E402
 from edgeproof.convert._saved_model import BoundSavedModel  # noqa: E402
 
 
