@@ -116,33 +116,24 @@ def unfuse_tensor_bias_matmuls(model_json: Path) -> list[str]:
     fails with "_FusedMatMul only supports rank-1 bias"; cpu and webgl are unaffected. Fusions with a
     1-D weight bias (Dense layers) are kept. Returns the names of the nodes split.
     """
-    manifest = json.loads(model_json.read_text())
-    weight_ranks = {w["name"]: len(w["shape"]) for g in manifest["weightsManifest"] for w in g["weights"]}
-    graph = manifest["modelTopology"]
-    split = []
-    for nodes in [graph.get("node", [])] + [f.get("nodeDef", []) for f in graph.get("library", {}).get("function", [])]:
-        added = []
-        for node in nodes:
-            if node.get("op") != "_FusedMatMul" or len(node.get("input", [])) < 3:
-                continue
-            bias = node["input"][2]
-            fused = [base64.b64decode(s).decode() for s in node["attr"]["fused_ops"]["list"].get("s", [])]
-            if weight_ranks.get(bias.split(":")[0]) == 1 or fused != ["BiasAdd"]:
-                continue
-            attr = node["attr"]
-            matmul = {"name": f"{node['name']}/unfused_matmul", "op": "MatMul", "input": node["input"][:2],
-                      "attr": {k: attr[k] for k in ("transpose_a", "transpose_b", "T") if k in attr}}
-            if "device" in node:
-                matmul["device"] = node["device"]
-            node["op"] = "AddV2"
-            node["input"] = [matmul["name"], bias] + [i for i in node["input"][3:] if i.startswith("^")]
-            node["attr"] = {"T": attr["T"]} if "T" in attr else {}
-            added.append(matmul)
-            split.append(node["name"])
-        nodes.extend(added)
-    if split:
-        model_json.write_text(json.dumps(manifest))
-    return split
+    def rewrite(node: dict, shapes: dict) -> Optional[list[dict]]:
+        if node.get("op") != "_FusedMatMul" or len(node.get("input", [])) < 3:
+            return None
+        bias = node["input"][2]
+        fused = [base64.b64decode(s).decode() for s in node["attr"]["fused_ops"]["list"].get("s", [])]
+        if len(shapes.get(bias.split(":")[0], [None, None])) == 1 or fused != ["BiasAdd"]:
+            return None
+        attr = node["attr"]
+        matmul = {"name": f"{node['name']}/unfused_matmul", "op": "MatMul", "input": node["input"][:2],
+                  "attr": {k: attr[k] for k in ("transpose_a", "transpose_b", "T") if k in attr}}
+        if "device" in node:
+            matmul["device"] = node["device"]
+        node["op"] = "AddV2"
+        node["input"] = [matmul["name"], bias] + [i for i in node["input"][3:] if i.startswith("^")]
+        node["attr"] = {"T": attr["T"]} if "T" in attr else {}
+        return [matmul]
+
+    return _rewrite_nodes(model_json, rewrite)
 
 
 FUSED_CONVS = {"_FusedConv2D": "Conv2D", "FusedDepthwiseConv2dNative": "DepthwiseConv2dNative"}
@@ -225,6 +216,27 @@ def flatten_per_channel_conv_biases(model_json: Path) -> list[str]:
 CONSTS_SHARD = "group-edgeproof-consts.bin"
 
 
+INT32 = {"type": "DT_INT32"}
+
+
+def _matmul_2d_nodes(base: str, x: str, w: str, kn: tuple[int, int], adj_y: bool, t: dict,
+                     const: Callable[[Any], str]) -> list[dict]:
+    """x [..., K] flattened to [-1, K], times W, and the output shape x.shape[:-1] + [N] (the Reshape back)."""
+    k, n = kn
+    return [
+        {"name": f"{base}/flat", "op": "Reshape", "input": [x, const([-1, k])], "attr": {"T": t, "Tshape": INT32}},
+        {"name": f"{base}/matmul2d", "op": "MatMul", "input": [f"{base}/flat", w],
+         "attr": {"T": t, "transpose_a": {"b": False}, "transpose_b": {"b": adj_y}}},
+        {"name": f"{base}/x_shape", "op": "Shape", "input": [x], "attr": {"T": t, "out_type": INT32}},
+        {"name": f"{base}/lead_dims", "op": "StridedSlice",
+         "input": [f"{base}/x_shape", const([0]), const([-1]), const([1])],
+         "attr": {"T": INT32, "Index": INT32, **{m: {"i": "0"} for m in (
+             "begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")}}},
+        {"name": f"{base}/out_shape", "op": "ConcatV2", "input": [f"{base}/lead_dims", const([n]), const(0)],
+         "attr": {"T": INT32, "Tidx": INT32, "N": {"i": "2"}}},
+    ]
+
+
 def flatten_weight_batch_matmuls(model_json: Path) -> list[str]:
     """Rewrite `BatchMatMulV2(x, W)` with a 2-D weight W and x of rank 3+ into
     `Reshape(MatMul(Reshape(x, [-1, K]), W), shape(x)[:-1] + [N])`.
@@ -263,22 +275,10 @@ def flatten_weight_batch_matmuls(model_json: Path) -> list[str]:
         adj_y = attr.get("adj_y", {}).get("b", False)
         k, n = weight["shape"][::-1] if adj_y else weight["shape"]
         base, t = node["name"], attr.get("T", {"type": "DT_FLOAT"})
-        int32 = {"type": "DT_INT32"}
-        nodes.extend([
-            {"name": f"{base}/flat", "op": "Reshape", "input": [x, const([-1, k])], "attr": {"T": t, "Tshape": int32}},
-            {"name": f"{base}/matmul2d", "op": "MatMul", "input": [f"{base}/flat", w],
-             "attr": {"T": t, "transpose_a": {"b": False}, "transpose_b": {"b": adj_y}}},
-            {"name": f"{base}/x_shape", "op": "Shape", "input": [x], "attr": {"T": t, "out_type": int32}},
-            {"name": f"{base}/lead_dims", "op": "StridedSlice",
-             "input": [f"{base}/x_shape", const([0]), const([-1]), const([1])],
-             "attr": {"T": int32, "Index": int32, **{m: {"i": "0"} for m in (
-                 "begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")}}},
-            {"name": f"{base}/out_shape", "op": "ConcatV2", "input": [f"{base}/lead_dims", const([n]), const(0)],
-             "attr": {"T": int32, "Tidx": int32, "N": {"i": "2"}}},
-        ])
+        nodes.extend(_matmul_2d_nodes(base, x, w, (k, n), adj_y, t, const))
         node["op"] = "Reshape"
         node["input"] = [f"{base}/matmul2d", f"{base}/out_shape"]
-        node["attr"] = {"T": t, "Tshape": int32}
+        node["attr"] = {"T": t, "Tshape": INT32}
         rewritten.append(base)
     if rewritten:
         data = b"".join(a.tobytes() for a in consts.values())
