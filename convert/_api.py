@@ -87,7 +87,7 @@ STATIC_NAMES = ("model_batch1.onnx", "saved_model_batch1")
 def _static_batch_retry(source: Source, root: Path, configs, records: list[ArtifactRecord], calibration,
                         notes: list[str], backends, say) -> list[ArtifactRecord]:
     """TFLite cells the dynamic-batch graph could not give (a reshape with two unknown dimensions, tensor lists
-    that need Flex ops...) tried again from a batch-1 export, as TFLite deploys anyway; TF.js keeps the dynamic
+    that need Flex ops or that full-integer quantization cannot lower...) tried again from a batch-1 export, as TFLite deploys anyway; TF.js keeps the dynamic
     batch. When that export gives none of them and onnx2tf made it, once more from onnx-tf's batch-1 export (a
     graph onnx2tf converts can still hold ops TFLite has only as Select ops: its GELU's Erf). The retry is
     recorded in the cells' notes."""
@@ -111,8 +111,10 @@ def _static_batch_retry(source: Source, root: Path, configs, records: list[Artif
 
 
 def _batch1_export(source: Source, root: Path, backends, say) -> Optional[Exported]:
+    """The batch-1 graph; recurrent layers unrolled first (a WHILE loop's tensor lists are what full-integer
+    TFLite cannot lower: `gru_stream_state`'s int8 in the corpus)."""
     try:
-        return source.export(root, backends, say, batch_size=1, names=STATIC_NAMES)
+        return source.export(root, backends, say, batch_size=1, names=STATIC_NAMES, unrolled_first=True)
     except Exception as err:  # the retry is a bonus: the cells keep their first reason
         say(f"   batch-1 export failed: {type(err).__name__}: {str(err)[:200]}", flush=True)
         return None

@@ -173,16 +173,17 @@ def _shape_plans(dynamic: bool, open_dims: bool, batch: Optional[int]) -> list[t
     return plans + [(plans[-1][0], True)] if open_dims else plans
 
 
-def _plans(backends, batches, graph, dynamic: bool) -> list[tuple[OnnxBackend, tuple, bool]]:
+def _plans(backends, batches, graph, dynamic: bool, unrolled_first: bool = False) -> list[tuple]:
     """(backend, batch, unroll) in the order tried: each backend on the graph as it is, then on a fixed batch;
     with recurrent layers on a fixed batch, onnx2tf once more with them unrolled over time (no WHILE loop, no
-    tensor lists)."""
+    tensor lists), or first with `unrolled_first`."""
     plans = []
     recurrent = any(n.op_type in RECURRENT_OPS for n in graph(batches[0]).passed.model.graph.node)
     for backend in backends:
         for batch in batches:
             unroll = backend is OnnxBackend.ONNX2TF and recurrent and (batch[0] is not None or not dynamic)
-            plans += [(backend, batch, False)] + ([(backend, batch, True)] if unroll else [])
+            both = [(backend, batch, False)] + ([(backend, batch, True)] if unroll else [])
+            plans += both[::-1] if unrolled_first else both
     return plans
 
 
@@ -194,12 +195,14 @@ def _missing_op(error: str) -> bool:
 def onnx_route(model, declared: Optional[Sequence[Declared]], contract: ModelContract,
                native_inputs: Sequence[TensorSpec], root: Path, probes, reference_probe,
                backends: Sequence[OnnxBackend], say: Callable,
-               names: tuple[str, str] = ("model.onnx", "saved_model"), batch: Optional[int] = None) -> OnnxToTf:
+               names: tuple[str, str] = ("model.onnx", "saved_model"), batch: Optional[int] = None,
+               unrolled_first: bool = False) -> OnnxToTf:
     """An OnnxModel prepared and pre-passed into root/model.onnx, then converted into root/saved_model by the
     first plan whose graph computes what onnxruntime computes: each backend on the graph as it is (a dynamic
     batch), then with its batch fixed to 1 (every shape static, what the converters handle best). Every
     attempt is recorded. `declared`: the inputs with open dimensions fixed (None: as the graph declares them);
-    `names`: (ONNX file, SavedModel folder) under root; `batch`: only a graph with this batch."""
+    `names`: (ONNX file, SavedModel folder) under root; `batch`: only a graph with this batch; `unrolled_first`:
+    onnx2tf on a fixed batch unrolls recurrent layers before it tries them as loops."""
     import onnx
 
     from ._onnx_prepass import prepass
@@ -223,7 +226,7 @@ def onnx_route(model, declared: Optional[Sequence[Declared]], contract: ModelCon
         return graphs[plan]
 
     dynamic = any(d.shape and d.shape[0] is None for d in declared)
-    plans = _plans(backends, _shape_plans(dynamic, as_graph != declared, batch), graph, dynamic)
+    plans = _plans(backends, _shape_plans(dynamic, as_graph != declared, batch), graph, dynamic, unrolled_first)
     attempt = lambda backend, g, unroll: _attempt(backend, g.path, root / names[1], contract,  # noqa: E731
                                                    native_inputs, probes, reference_probe, unroll=unroll)
     attempts: list[dict[str, Any]] = []

@@ -116,8 +116,10 @@ class Source(ABC):
 
     @abstractmethod
     def export(self, root: Path, backends: Sequence[Any], say: Say, batch_size: Any = SPEC_BATCH,
-               names: tuple[str, str] = ("model.onnx", "saved_model")) -> Exported:
-        """The model as root/<names[1]> (a SavedModel), through root/<names[0]> on the ONNX route."""
+               names: tuple[str, str] = ("model.onnx", "saved_model"), unrolled_first: bool = False) -> Exported:
+        """The model as root/<names[1]> (a SavedModel), through root/<names[0]> on the ONNX route.
+        `unrolled_first`: on the ONNX route with a fixed batch, recurrent layers unrolled over time before the
+        graph with their loops is tried (no tensor lists: what full-integer TFLite needs)."""
 
     def save_source(self, root: Path) -> list[str]:
         """Keep a copy of the source model in the model's folder (users' models); returns notes."""

@@ -75,16 +75,16 @@ class UserSource(Source):
         return self.handle.save_source(root)
 
     def export(self, root: Path, backends: Sequence[OnnxBackend], say: Say, batch_size: Any = SPEC_BATCH,
-               names: tuple[str, str] = ("model.onnx", "saved_model")) -> Exported:
+               names: tuple[str, str] = ("model.onnx", "saved_model"), unrolled_first: bool = False) -> Exported:
         batch = self.static_batch if batch_size == SPEC_BATCH else batch_size
-        exported = self._export(root, backends, say, names, batch)
+        exported = self._export(root, backends, say, names, batch, unrolled_first)
         if self.info.casts:
             exported.notes.append("int64 inputs take int32 in the artifacts (cast to int64 inside): "
                                   + "; ".join(self.info.casts))
         return exported
 
     def _export(self, root: Path, backends: Sequence[OnnxBackend], say: Say, names: tuple[str, str],
-                batch: Optional[int]) -> Exported:
+                batch: Optional[int], unrolled_first: bool = False) -> Exported:
         probes = self.contract.probe_inputs()
         reference = self.reference(probes)
         try:
@@ -96,10 +96,11 @@ class UserSource(Source):
                                                                                                 KERAS_NOISE)
             if self.kind is SourceKind.ONNX:
                 to_tf = onnx_route(self.handle, self.declared, self.contract, self.native_inputs, root, probes,
-                                   reference, backends, say, names, batch=batch)
+                                   reference, backends, say, names, batch=batch, unrolled_first=unrolled_first)
                 route, notes, noise = ["onnx", to_tf.backend.value], [], {}
             else:
-                to_tf, route, notes, noise = self._export_torch(root, probes, reference, backends, say, names, batch)
+                to_tf, route, notes, noise = self._export_torch(root, probes, reference, backends, say, names, batch,
+                                                                  unrolled_first)
         except UserModelError:
             raise
         except Exception as err:  # the Keras route has one converter: its failure ends the conversion
@@ -107,13 +108,13 @@ class UserSource(Source):
         exported = Exported(to_tf.bound, route, to_tf.converter, notes + to_tf.notes, to_tf.record(), to_tf.prefer_layout)
         return exported.add_noise(noise, TORCH_NOISE).add_noise(to_tf.noise_floor, ORT_NOISE)
 
-    def _export_torch(self, root, probes, reference, backends, say, names, batch=None):
+    def _export_torch(self, root, probes, reference, backends, say, names, batch=None, unrolled_first=False):
         say("   PyTorch -> ONNX (dynamo) and onnxruntime against torch", flush=True)
         raw = root / "model_export.onnx"
         export = self.handle.export_onnx(raw, probes)
         try:
             to_tf = onnx_route(OnnxModel(raw, what="exported ONNX model"), None, self.contract, self.native_inputs, root,
-                               probes, reference, backends, say, names, batch=batch)
+                               probes, reference, backends, say, names, batch=batch, unrolled_first=unrolled_first)
         finally:
             raw.unlink(missing_ok=True)
         return to_tf, ["torch", export.route, to_tf.backend.value], export.notes, export.noise

@@ -99,7 +99,7 @@ class ZooSource(Source):
         return calibration_inputs(self.spec, self._task_data("fast"), samples)
 
     def export(self, root: Path, backends: Sequence[OnnxBackend], say: Say, batch_size: Any = SPEC_BATCH,
-               names: tuple[str, str] = ("model.onnx", "saved_model")) -> Exported:
+               names: tuple[str, str] = ("model.onnx", "saved_model"), unrolled_first: bool = False) -> Exported:
         batch = self.spec.export_batch_size if batch_size == SPEC_BATCH else batch_size
         label = f"[{self.name}/{self.framework}]" + (" (dynamic batch)" if batch_size != SPEC_BATCH else "")
         probes = self.spec.probe_inputs()

@@ -114,3 +114,41 @@ def test_an_opset_12_crnn_with_open_width_converts_through_onnx2tf(tmp_path):
     verdicts = {v.key.split("/", 2)[2]: v for v in result.verdicts if v.browser is None}
     for key in ("tflite/fp32", "tfjs/fp32"):
         assert key in verdicts and verdicts[key].status == "pass", (key, verdicts.get(key))
+
+
+class StreamingGRU(torch.nn.Module):
+    """A 2-layer GRU with its state in and out (corpus: gru_stream_state), as torch's legacy exporter writes it."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(VOCAB, WIDTH)
+        self.gru = torch.nn.GRU(WIDTH, HIDDEN, num_layers=LAYERS, batch_first=True)
+        self.head = torch.nn.Linear(HIDDEN, 3)
+
+    def forward(self, input_ids, state):  # state: [N, layers, hidden]
+        seq, next_state = self.gru(self.embedding(input_ids), state.transpose(0, 1).contiguous())
+        return self.head(seq[:, -1]), next_state.transpose(0, 1)
+
+
+def test_a_stateful_gru_gets_a_full_integer_tflite_from_its_unrolled_batch_1_graph(tmp_path):
+    """onnx2tf writes the GRU as a WHILE loop over tensor lists, which full-integer quantization cannot lower
+    ("Lowering tensor list ops is failed"); the batch-1 retry unrolls recurrent layers first, and the int8 TFLite
+    passes the gate."""
+    from edgeproof import convert_user_model
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(2)
+    ids = rng.integers(0, VOCAB, (ROWS, SEQ)).astype(np.int64)
+    state = (rng.normal(size=(ROWS, LAYERS, HIDDEN)) * 0.5).astype(np.float32)
+    torch.onnx.export(StreamingGRU().eval(), (torch.from_numpy(ids[:2]), torch.from_numpy(state[:2])),
+                      str(tmp_path / "gru.onnx"), dynamo=False, opset_version=14, input_names=["ids", "state"],
+                      output_names=["scores", "next_state"],
+                      dynamic_axes={"ids": {0: "N"}, "state": {0: "N"}, "scores": {0: "N"}, "next_state": {0: "N"}})
+    np.savez(tmp_path / "gru.npz", ids=ids, state=state)
+    result = convert_user_model(tmp_path / "gru.onnx", sample_data=tmp_path / "gru.npz", artifacts=tmp_path / "art",
+                                onnx_backend="onnx2tf", targets=["tflite"], modes=["int8"],
+                                representative_samples=ROWS, progress=False)
+    (verdict,) = [v for v in result.verdicts if v.browser is None and v.key.endswith("tflite/int8")]
+    assert verdict.status == "pass", verdict
+    record = next(r for r in result.records if r.key.endswith("tflite/int8"))
+    assert any("batch-1 export" in n for n in record.notes), record.notes
