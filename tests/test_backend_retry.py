@@ -20,8 +20,8 @@ class _Source:
     def __init__(self, fallback_to=None):
         self.exports, self.fallback_to = [], fallback_to
 
-    def export(self, root, backends, say, batch_size=None, names=None):
-        assert batch_size == 1 and names == _api.STATIC_NAMES
+    def export(self, root, backends, say, batch_size=None, names=None, unrolled_first=False):
+        assert batch_size == 1 and names == _api.STATIC_NAMES and unrolled_first  # tensor lists: no full int8
         self.exports.append([b.value for b in backends])
         used = self.fallback_to or backends[0].value  # fallback_to: onnx2tf failed on the batch-1 graph
         return SimpleNamespace(bound=SimpleNamespace(path=root / used), route=["onnx", used],
