@@ -110,9 +110,10 @@ class ZooSource(Source):
             path = export_keras(self.net, self.spec.inputs, lambda out: {first: out}, root / names[1], batch)
             bound = bind_saved_model(path, self.spec, probes, reference)
             return Exported(bound, ["keras", "saved_model"], "Keras SavedModel").add_noise(bound.errors, KERAS_NOISE)
-        return self._export_torch(root, backends, say, batch, names, label, probes, reference)
+        return self._export_torch(root, backends, say, batch, names, label, probes, reference, unrolled_first)
 
-    def _export_torch(self, root, backends, say, batch, names, label, probes, reference) -> Exported:
+    def _export_torch(self, root, backends, say, batch, names, label, probes, reference,
+                      unrolled_first: bool = False) -> Exported:
         from edgeproof.train._torch_trainer import to_framework_layout
 
         say(f"{label} exporting ONNX (dynamo) and checking it with onnxruntime", flush=True)
@@ -122,7 +123,7 @@ class ZooSource(Source):
         try:
             say(f"{label} ONNX -> TensorFlow", flush=True)
             to_tf = onnx_route(OnnxModel(raw, what="exported ONNX model"), None, self.spec, self.native_inputs, root,
-                               probes, reference, backends, say, names)
+                               probes, reference, backends, say, names, unrolled_first=unrolled_first)
         finally:
             raw.unlink(missing_ok=True)
         exported = Exported(to_tf.bound, ["torch", export.route, to_tf.backend.value], to_tf.converter,
