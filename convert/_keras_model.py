@@ -131,6 +131,32 @@ class KerasModel:
         shutil.copyfile(self.path, dest / name)
         return [f"{name}: the Keras model as given"]
 
-    def export(self, inputs: Sequence[TensorSpec], directory: Path, batch_size: Optional[int] = None) -> Path:
-        """One `serving_default` signature: the contract's input names in, the output names out."""
-        return export_keras(self.model, inputs, self._as_dict, directory, batch_size)
+    def export(self, inputs: Sequence[TensorSpec], directory: Path, batch_size: Optional[int] = None,
+               unrolled: bool = False) -> Path:
+        """One `serving_default` signature: the contract's input names in, the output names out. `unrolled`: GRU
+        and SimpleRNN layers unrolled over time where the model can be cloned so (no WHILE loop, no tensor lists:
+        what full-integer TFLite needs; LSTM layers stay, TFLite fuses them into its own LSTM op)."""
+        model = (unrolled_rnn_clone(self.model) if unrolled else None) or self.model
+        return export_keras(model, inputs, self._as_dict, directory, batch_size)
+
+
+def unrolled_rnn_clone(model: Any) -> Optional[Any]:
+    """A clone of `model` with its GRU and SimpleRNN layers unrolled (the same weights); None when it has none or
+    cannot be cloned so (a subclassed model, an open time dimension)."""
+    keras = import_tf_keras()
+    loops = (keras.layers.GRU, keras.layers.SimpleRNN)
+    if not any(isinstance(layer, loops) for layer in model.layers):
+        return None
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, loops):
+            config["unroll"] = True
+        return layer.__class__.from_config(config)
+
+    try:
+        copy = keras.models.clone_model(model, clone_function=clone)
+        copy.set_weights(model.get_weights())
+    except Exception:  # noqa: BLE001 - the loops stay: the export is the same model, only slower to quantize
+        return None
+    return copy

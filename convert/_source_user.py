@@ -89,8 +89,9 @@ class UserSource(Source):
         reference = self.reference(probes)
         try:
             if self.kind is SourceKind.KERAS:
-                say("   Keras -> SavedModel", flush=True)
-                path = self.handle.export(self.contract.inputs, root / names[1], batch)
+                say("   Keras -> SavedModel" + (" (GRU and SimpleRNN layers unrolled where they can be)" if unrolled_first
+                                              else ""), flush=True)
+                path = self.handle.export(self.contract.inputs, root / names[1], batch, unrolled=unrolled_first)
                 bound = bind_saved_model(path, self.contract, probes, reference)
                 return Exported(bound, ["keras", "saved_model"], "Keras SavedModel").add_noise(bound.errors,
                                                                                                 KERAS_NOISE)
