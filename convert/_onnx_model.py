@@ -48,7 +48,7 @@ class OnnxModel:
         initializers = {i.name for i in proto.graph.initializer}
         graph_inputs = [i for i in proto.graph.input if i.name not in initializers]
         names = unique_names([i.name for i in graph_inputs])
-        self._declared = [Declared(n, i.name, _dims(i), _np_dtype(i)) for n, i in zip(names, graph_inputs)]
+        self._declared = [Declared(n, i.name, value_dims(i), _np_dtype(i)) for n, i in zip(names, graph_inputs)]
         self._outputs = list(zip(unique_names([o.name for o in proto.graph.output]),
                                  [o.name for o in proto.graph.output]))
         self._session = None
@@ -96,9 +96,17 @@ def _starts_like_onnx(path: Path) -> bool:
         return f.read(1) == b"\x08"
 
 
-def _dims(value_info) -> tuple[Optional[int], ...]:
+def value_dims(value_info) -> tuple[Optional[int], ...]:
+    """An ONNX value's dimensions, None where open (a name or unknown)."""
     dims = value_info.type.tensor_type.shape.dim
     return tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
+
+
+def node_attrs(node) -> dict:
+    """An ONNX node's attributes as Python values."""
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
 def _np_dtype(value_info) -> str:

@@ -8,6 +8,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ._onnx_model import node_attrs
+
 ONNX_TF_OPSET = 15
 SQRT2 = float(np.sqrt(2.0))
 
@@ -40,14 +42,8 @@ class _Writer:
         return self.op("ReduceMean", [x], axes=axes, keepdims=1)
 
 
-def _attrs(node) -> dict[str, Any]:
-    from onnx import helper
-
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
-
-
 def _layer_norm(w: _Writer, node, ranks: dict[str, int]) -> None:
-    attrs = _attrs(node)
+    attrs = node_attrs(node)
     axis, eps = int(attrs.get("axis", -1)), float(attrs.get("epsilon", 1e-5))
     if axis >= 0:
         rank = ranks.get(node.input[0])
@@ -68,7 +64,7 @@ def _layer_norm(w: _Writer, node, ranks: dict[str, int]) -> None:
 
 
 def _gelu(w: _Writer, node, ranks: dict[str, int]) -> None:
-    x, approximate = node.input[0], _attrs(node).get("approximate", b"none")
+    x, approximate = node.input[0], node_attrs(node).get("approximate", b"none")
     approximate = approximate.decode() if isinstance(approximate, bytes) else approximate
     half = w.op("Mul", [x, w.const(0.5)])
     if approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
@@ -89,7 +85,7 @@ def _explicit_split(node, graph, shapes: dict[str, list]) -> None:
     """Split-18's `num_outputs` (it has no adapter down to 17) as the explicit sizes Split-13 takes."""
     from onnx import numpy_helper
 
-    attrs = _attrs(node)
+    attrs = node_attrs(node)
     if "num_outputs" not in attrs:
         return
     axis, parts = int(attrs.get("axis", 0)), int(attrs["num_outputs"])
@@ -114,7 +110,7 @@ def _drop_noop_with_empty_axes(node) -> None:
     over all axes, the old meaning)."""
     if not node.op_type.startswith("Reduce"):
         return
-    attrs = _attrs(node)
+    attrs = node_attrs(node)
     if "noop_with_empty_axes" not in attrs:
         return
     if attrs["noop_with_empty_axes"] and not attrs.get("axes"):

@@ -12,28 +12,20 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+from ._onnx_model import node_attrs, value_dims
+
 GLOBAL = {"AveragePool": "GlobalAveragePool", "MaxPool": "GlobalMaxPool"}
 
 
-def _static_shapes(model) -> dict[str, list[Optional[int]]]:
+def _static_shapes(model) -> dict[str, tuple[Optional[int], ...]]:
     """Value name -> its dimensions (None where open), from shape inference's value_info and the graph's inputs."""
     graph = model.graph
-    shapes = {}
-    for info in list(graph.input) + list(graph.value_info) + list(graph.output):
-        dims = info.type.tensor_type.shape.dim
-        shapes[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-    return shapes
+    return {info.name: value_dims(info) for info in list(graph.input) + list(graph.value_info) + list(graph.output)}
 
 
-def _attrs(node) -> dict:
-    import onnx
-
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-
-
-def _covers_whole_input(node, shape: list[Optional[int]]) -> bool:
+def _covers_whole_input(node, shape: tuple[Optional[int], ...]) -> bool:
     """The one window of `node` starts at 0 and reaches past every spatial dimension: one output per channel."""
-    attrs = _attrs(node)
+    attrs = node_attrs(node)
     spatial = shape[2:]
     kernel = list(attrs.get("kernel_shape", []))
     if len(kernel) != len(spatial) or not spatial or any(d is None for d in spatial):

@@ -1,4 +1,4 @@
-"""Pre-pass step `reshapes` (the pre-pass runs it on graphs with recurrent layers): Reshape targets computed at run time made constants.
+"""Pre-pass step `reshapes` (run on graphs with recurrent layers): Reshape targets computed at run time made constants.
 
 torch's dynamo exporter follows every `nn.LSTM` layer with Shape -> Slice -> Mul -> Concat -> Reshape (its
 [seq, directions, N, H] output back to [seq, N, directions x H]). onnxsim would fold that, but the pre-pass does not
@@ -16,6 +16,8 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import numpy as np
+
+from ._onnx_model import value_dims
 
 
 def prune_dead_nodes(graph) -> None:
@@ -58,8 +60,7 @@ def _target(runs: list[tuple[np.ndarray, tuple]]) -> Optional[list[int]]:
 
 def _only_batch_open(model) -> bool:
     """Every graph input static but for its first dimension: the probes' batch is the one thing that can vary."""
-    dims = [i.type.tensor_type.shape.dim for i in model.graph.input]
-    return all(d.HasField("dim_value") for ds in dims for d in list(ds)[1:])
+    return all(d is not None for i in model.graph.input for d in value_dims(i)[1:])
 
 
 def constant_reshapes(model, feed: dict[str, np.ndarray], run_graph: Callable[..., list[np.ndarray]]):
