@@ -18,11 +18,14 @@ Steps, in order:
 6. pooling: an AveragePool/MaxPool whose one window covers its whole static input (Hugging Face EfficientNet's
    `AvgPool2d(1280, ceil_mode=True)`) as GlobalAveragePool/GlobalMaxPool, not padded to the window's size;
 7. opset: graphs below opset 13 converted up to 13 (the converters' best-supported range);
-8. constants: Constant nodes made initializers (onnx2tf moves an axis to its NHWC place only for an initializer;
+8. maxpool_pads: a padded MaxPool as a reflect Pad + MaxPool without pads (exact when each pad is at most
+   (k - 1) / 2): ONNX pads a max pool with -inf, which onnx2tf writes as PadV2 with -3.4e38 and full-integer
+   calibration turns into a scale of 1.3e36;
+9. constants: Constant nodes made initializers (onnx2tf moves an axis to its NHWC place only for an initializer;
    the version converter writes Squeeze-13's axes as a Constant node);
-9. opset15 (onnx-tf's graph only): graphs above opset 15 written down to it, LayerNormalization and Gelu in
+10. opset15 (onnx-tf's graph only): graphs above opset 15 written down to it, LayerNormalization and Gelu in
    primitive operators first (onnx-tf knows no later opset);
-10. gelu: exact GELU written out with Erf fused into one `Gelu` node (TFLite has no builtin Erf); for onnx-tf,
+11. gelu: exact GELU written out with Erf fused into one `Gelu` node (TFLite has no builtin Erf); for onnx-tf,
    which stops at opset 15, written in the one form the TFLite converter fuses into its GELU instead.
 """
 from __future__ import annotations
@@ -230,13 +233,14 @@ def prepass(model, feed: dict[str, np.ndarray], say: Callable[..., None] = lambd
 
     from ._onnx_gelu import canonical_gelu, fuse_gelu
     from ._onnx_opset15 import to_opset15
-    from ._onnx_pool import global_pooling
+    from ._onnx_pool import global_pooling, reflect_padded_max_pools
 
     steps: list[tuple[str, Callable]] = [("names", names), ("shapes", _infer_shapes),
                                          ("reshapes", lambda m: _recurrent(m) and constant_reshapes(m, feed, run_graph)),
                                          ("simplify", _simplify),
                                          ("sentinels", _finite_sentinels), ("pooling", global_pooling),
-                                         ("opset", _upgrade_opset), ("constants", constants_as_initializers)]
+                                         ("opset", _upgrade_opset), ("maxpool_pads", reflect_padded_max_pools),
+                                         ("constants", constants_as_initializers)]
     steps += [("gelu", fuse_gelu)] if gelu else [("opset15", to_opset15), ("gelu", canonical_gelu)]
     for step, apply in steps:
         candidate = onnx.ModelProto()

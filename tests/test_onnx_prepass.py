@@ -210,3 +210,24 @@ def test_a_pooling_window_with_pads_or_smaller_than_its_input_is_not_made_global
     result = prepass(_pool_graph(nodes, 4), {"x": np.ones((2, 3, 4, 4), np.float32)})
     assert {s["step"]: s["ok"] for s in result.steps}["pooling"] is None
     assert [n.op_type for n in result.model.graph.node] == ["AveragePool", "MaxPool"]
+
+
+def test_a_padded_max_pool_becomes_a_reflect_pad_that_computes_the_same_for_any_input():
+    """ONNX pads a max pool with -inf; onnx2tf wrote it as PadV2(-3.4e38), and int8 calibration gave that tensor a
+    scale of 1.3e36 (resnet_hf: every int8 output 0, or SIGABRT). Reflecting is exact when each pad is at most
+    (k - 1) / 2, checked here on inputs that are not the probes (all negative: where 0-padding would differ)."""
+    nodes = [helper.make_node("MaxPool", ["x"], ["stem"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("MaxPool", ["x"], ["ceil"], kernel_shape=[5, 5], pads=[2, 1, 2, 2], ceil_mode=1),
+             helper.make_node("MaxPool", ["x"], ["wide"], kernel_shape=[2, 2], pads=[1, 1, 1, 1])]
+    original = _pool_graph(nodes, 7)
+    rng = np.random.default_rng(5)
+    result = prepass(original, {"x": rng.normal(size=(2, 3, 7, 7)).astype(np.float32)})
+    assert {s["step"]: s["ok"] for s in result.steps}["maxpool_pads"] is True, result.steps
+    ops = [n.op_type for n in result.model.graph.node]
+    assert ops == ["Pad", "MaxPool", "Pad", "MaxPool", "MaxPool"], ops  # a pad over (k - 1) / 2 is left alone
+    assert all(not any(a.name == "pads" and any(a.ints) for a in n.attribute)
+               for n in result.model.graph.node[:4] if n.op_type == "MaxPool")
+    for x in (-np.abs(rng.normal(size=(3, 3, 7, 7))) - 5, rng.normal(size=(1, 3, 7, 7)) * 100):
+        feed = {"x": x.astype(np.float32)}
+        for got, want in zip(run_graph(result.model, feed), run_graph(original, feed)):
+            np.testing.assert_array_equal(got, want)
