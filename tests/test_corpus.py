@@ -58,6 +58,44 @@ def test_the_fast_subset_is_small_and_takes_every_kind_of_source():
     assert sum("transformers" in e.origin.package for e in fast) <= 1
 
 
+def test_a_cell_is_judged_by_its_native_row_and_the_ladder_by_its_variants(tmp_path):
+    """parity.json holds, per cell, the native row, LiteRT.js rows and repair variants. The table once took the
+    last row of a cell: every TFLite cell showed its LiteRT.js verdict (a native dynamic-range fail read as a pass)
+    and a repaired cell its last variant."""
+    import json
+
+    from benchmarks.corpus._table import totals
+
+    name = ENTRIES[0].name
+    folder = tmp_path / "artifacts" / name / "onnx"
+    folder.mkdir(parents=True)
+    rows = [{"target": t, "mode": m, "status": "pass", "probe": {"max_abs_error": 1e-6}} for t, m in
+            (c.split("/") for c in CELLS)]
+    native = {"target": "tflite", "mode": "dynamic", "status": "fail", "probe": {"max_abs_error": 0.3},
+              "failures": [{"measure": "max_abs_error on probes", "measured": 0.3, "limit": 0.2}]}
+    broken = {**native, "mode": "int8"}
+    rows = [r for r in rows if r["mode"] not in ("dynamic", "int8")] + [
+        native, {**native, "status": "pass", "browser": "litertjs-wasm", "failures": []}, broken,
+        {**broken, "variant": "16x8", "status": "pass", "failures": [], "probe": {"max_abs_error": 0.01}},
+        {**broken, "variant": "mixed8", "status": "fail"}]
+    (folder / "parity.json").write_text(json.dumps({"artifacts": rows}))
+    (folder / "conversion.json").write_text(json.dumps({"artifacts": [
+        {"target": r["target"], "mode": r["mode"], "status": "ok", "variant": r.get("variant")} for r in rows]}))
+    (folder / "repair.json").write_text(json.dumps([{"cell": "tflite/int8", "status": "repaired",
+                                                     "chosen": "tflite/int8-16x8", "tried": [
+                                                         {"cell": "tflite/int8-16x8", "verdict": "pass"}]}]))
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / f"{name}.json").write_text(json.dumps({"build": {"kind": "onnx"}, "convert": {"ok": True}}))
+    row = summarize(name, tmp_path, {"exit_code": 0, "wall_s": 1.0, "timed_out": False, "log": ""})
+    assert row["cells"]["tflite/dynamic"]["status"] == "fail"
+    assert row["cells"]["tflite/dynamic"]["browsers"] == {"litertjs-wasm": "pass"}
+    assert row["cells"]["tflite/int8"]["status"] == "fail"  # not its last variant
+    (repair,) = row["repairs"]
+    assert repair["chosen"] == "tflite/int8-16x8" and repair["chosen_probe"] == {"max_abs_error": 0.01}
+    assert totals([row])["repair"] == {"ran": True, "failing": 2, "repaired": 1,
+                                       "not_repaired": [f"{name} tflite/dynamic"]}
+
+
 def _params():
     return [pytest.param(e.name, id=e.name, marks=[pytest.mark.corpus] + ([] if e.fast else [pytest.mark.slow]))
             for e in ENTRIES]

@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--venv-path", action="store_true",
                    help="put this interpreter's bin folder first on PATH, as an activated venv does (onnx2tf runs "
                         "`onnxsim` by name and silently skips it when it is not on PATH)")
+    p.add_argument("--repair", action="store_true",
+                   help="after each model, the repair ladder (`edgeproof repair`) on its failing 8-bit cells; the "
+                        "table then says what it repaired")
     p.add_argument("--list", action="store_true", help="list the corpus and exit")
     p.add_argument("--resummarize", action="store_true",
                    help="rewrite the tables from DIR/corpus.json and the files in DIR without running anything")
@@ -98,7 +101,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         chosen = [r["name"] for r in rows]
         command = earlier["meta"]["command"]
     else:
-        rows = run_models(chosen, out, args.timeout, say=lambda s: print(s, flush=True), venv_path=args.venv_path)
+        rows = run_models(chosen, out, args.timeout, say=lambda s: print(s, flush=True), venv_path=args.venv_path,
+                          repair=args.repair)
     meta = {"command": command, "venv_path": bool(args.venv_path), "date": time.strftime("%Y-%m-%d"),
             "timeout_s": args.timeout, "pipeline_hash_start": started, "pipeline_hash_end": pipeline_hash(),
             "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}"}

@@ -52,13 +52,13 @@ def first_line(text: Any, limit: int = 300) -> str:
 
 
 def run_worker(name: str, out: Path, timeout_s: float, say: Callable[[str], None] = print,
-               venv_path: bool = False) -> dict[str, Any]:
+               venv_path: bool = False, repair: bool = False) -> dict[str, Any]:
     """One model, in a subprocess (its own process group, killed whole on timeout); returns the worker's exit
     code, wall time and whether it timed out. Output goes to out/logs/NAME.log."""
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{name}.log"
-    argv = [sys.executable, "-m", "benchmarks.corpus._worker", name, "--out", str(out)]
+    argv = [sys.executable, "-m", "benchmarks.corpus._worker", name, "--out", str(out)] + (["--repair"] if repair else [])
     start = time.perf_counter()
     timed_out = False
     with open(log, "w") as f:
@@ -156,12 +156,32 @@ def summarize(name: str, out: Path, proc: dict[str, Any]) -> dict[str, Any]:
         row.update(route="-", cells={c: {"status": NO_ARTIFACT, "reason": first_line(reason)} for c in CELLS},
                    error=reason)
         return row
-    records = {f"{a['target']}/{a['mode']}": a for a in conversion.get("artifacts", [])}
-    verdicts = {f"{a['target']}/{a['mode']}": a for a in parity.get("artifacts", [])}
+    records = {f"{a['target']}/{a['mode']}": a for a in conversion.get("artifacts", []) if not a.get("variant")}
+    rows = [a for a in parity.get("artifacts", []) if isinstance(a, dict)]
+    # a cell's verdict is its native one (the TFLite interpreter, TF.js under Node); LiteRT.js rows in Chromium and
+    # repair variants are rows of their own, which once overwrote the native row here
+    verdicts = {f"{a['target']}/{a['mode']}": a for a in rows if not a.get("browser") and not a.get("variant")}
+    variants = {f"{a['target']}/{a['mode']}-{a['variant']}": a for a in rows if a.get("variant") and not a.get("browser")}
+    browsers = {}
+    for a in rows:
+        if a.get("browser") and not a.get("variant"):
+            browsers.setdefault(f"{a['target']}/{a['mode']}", {})[a["browser"]] = a.get("status")
     row.update(route=_route(conversion), onnx_backend=conversion.get("onnx_backend"),
-               cells={c: _cell(records.get(c), verdicts.get(c)) for c in CELLS},
+               cells={c: {**_cell(records.get(c), verdicts.get(c)), "browsers": browsers.get(c, {})} for c in CELLS},
                reference=parity.get("reference"))
+    repairs = _read_json(folder / "repair.json")
+    if isinstance(repairs, list):
+        row["repairs"] = [_repair_row(o, variants) for o in repairs if isinstance(o, dict)]
     return row
+
+
+def _repair_row(outcome: dict, verdicts: dict) -> dict[str, Any]:
+    """One ladder: the cell, its outcome, the chosen variant's verdict and what each rung gave."""
+    chosen = verdicts.get(outcome.get("chosen") or "") or {}
+    return {"cell": outcome.get("cell"), "status": outcome.get("status"), "chosen": outcome.get("chosen"),
+            "chosen_probe": chosen.get("probe"), "chosen_size_bytes": chosen.get("size_bytes"),
+            "tried": [{"cell": t.get("cell"), "verdict": first_line(t.get("verdict"), 240)}
+                      for t in outcome.get("tried") or []]}
 
 
 PROC_KEYS = ("exit_code", "wall_s", "timed_out", "log")
@@ -174,12 +194,12 @@ def resummarize(previous: dict[str, Any], out: Path) -> list[dict[str, Any]]:
 
 
 def run_models(names: Sequence[str], out: Path, timeout_s: float, say: Callable[[str], None] = print,
-               venv_path: bool = False) -> list[dict[str, Any]]:
+               venv_path: bool = False, repair: bool = False) -> list[dict[str, Any]]:
     out = out.resolve()
     rows = []
     for i, name in enumerate(names, 1):
         say(f"[{i}/{len(names)}] {name}: build + convert_user_model (all 7 cells), limit {timeout_s:.0f} s")
-        proc = run_worker(name, out, timeout_s, say, venv_path)
+        proc = run_worker(name, out, timeout_s, say, venv_path, repair)
         row = summarize(name, out, proc)
         counts = {s: sum(c["status"] == s for c in row["cells"].values()) for s in STATUSES}
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)

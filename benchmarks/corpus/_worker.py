@@ -1,10 +1,11 @@
-"""One corpus model in its own process: `python -m benchmarks.corpus._worker NAME --out DIR [--no-convert]`.
+"""One corpus model in its own process: `python -m benchmarks.corpus._worker NAME --out DIR [--no-convert] [--repair]`.
 
 Builds the model (cached under DIR/models/NAME-<hash>/, the hash covering the entry's file and the shared builder
 modules), runs the source model on its sample data (onnxruntime / Keras / the torch factory + weights), then
 `edgeproof.convert.convert_user_model` in all seven cells into DIR/artifacts/NAME/<kind>/. Writes
 DIR/results/NAME.json: the build, the source check, and the conversion's outcome (a typed error's class and
-message when convert_user_model raised). The parent (benchmarks.corpus._run) reads it with conversion.json and
+message when convert_user_model raised); with --repair, the repair ladder's outcomes (the pipeline's repair stage,
+which writes repair.json beside parity.json). The parent (benchmarks.corpus._run) reads it with conversion.json and
 parity.json."""
 from __future__ import annotations
 
@@ -140,7 +141,24 @@ def _error(err: BaseException) -> dict[str, Any]:
             "traceback_tail": traceback.format_exc().strip().splitlines()[-6:]}
 
 
-def run(name: str, out: Path, convert: bool = True) -> dict[str, Any]:
+def _repair(name: str, out: Path) -> dict[str, Any]:
+    """The pipeline's repair ladder (`edgeproof repair`) on the model's 8-bit cells that did not pass."""
+    from dataclasses import asdict
+
+    from edgeproof.pipeline import PipelineOptions, repair_stage
+
+    start = time.perf_counter()
+    try:
+        outcomes = repair_stage(PipelineOptions(artifacts=str(out / "artifacts"), models=[name]))
+        report: dict[str, Any] = {"ok": True, "outcomes": [asdict(o) for o in outcomes]}
+    except Exception as err:
+        report = {"ok": False, "error": _error(err)}
+        print(f"[{name}] repair raised {type(err).__name__}: {err}", flush=True)
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    return report
+
+
+def run(name: str, out: Path, convert: bool = True, repair: bool = False) -> dict[str, Any]:
     out = out.resolve()
     result: dict[str, Any] = {"name": name, "entry": get(name).describe()}
     (out / "results").mkdir(parents=True, exist_ok=True)
@@ -167,6 +185,8 @@ def run(name: str, out: Path, convert: bool = True) -> dict[str, Any]:
             result["convert"] = {"ok": False, "error": _error(err)}
             print(f"[{name}] convert_user_model raised {type(err).__name__}: {err}", flush=True)
         result["convert"]["seconds"] = round(time.perf_counter() - start, 1)
+        if repair and result["convert"]["ok"]:
+            result["repair"] = _repair(name, out)
     target.write_text(json.dumps(result, indent=2, default=str))
     return result
 
@@ -179,8 +199,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("name")
     p.add_argument("--out", required=True)
     p.add_argument("--no-convert", action="store_true", help="build and check the source model only")
+    p.add_argument("--repair", action="store_true", help="then the repair ladder on the 8-bit cells that failed")
     args = p.parse_args(argv)
-    result = run(args.name, Path(args.out), convert=not args.no_convert)
+    result = run(args.name, Path(args.out), convert=not args.no_convert, repair=args.repair)
     return 0 if "build_error" not in result else 3
 
 
