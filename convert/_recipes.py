@@ -5,6 +5,8 @@ full-int8 model's error.
 TFLite full-int8 recipes (each keeps integer activations, which NPUs and Edge TPUs need):
 - `calibration`: calibrated on more examples (`samples`) drawn from the whole calibration set;
 - `16x8`: int16 activations with int8 weights (TFLite's EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8);
+  with `float_fallback`, the ops that have no 16x8 kernel (CAST, FLOOR_MOD, SQRT, ... in transformers) stay in
+  float and every other op keeps int16 activations;
 - `mixed`: full int8 except `float_layers` (TFLite tensor names), which stay in float (quantize/dequantize
   around them), found greedily from the attribution.
 TF.js uint8 recipe:
@@ -52,7 +54,9 @@ def convert_with_recipe(saved_model: Path, recipe: dict[str, Any], calibration: 
         return _int8_converter(saved_model, calibration, int(recipe["samples"])).convert()
     if kind == "16x8":
         converter = _int8_converter(saved_model, calibration, int(recipe.get("samples", 256)))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        converter.target_spec.supported_ops = ops + ([tf.lite.OpsSet.TFLITE_BUILTINS] if recipe.get("float_fallback")
+                                                     else [])
         return converter.convert()
     if kind == "mixed":
         converter = _int8_converter(saved_model, calibration, int(recipe.get("samples", 256)), float_fallback=True)

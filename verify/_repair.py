@@ -4,8 +4,10 @@ passing one, which is its own cell (e.g. `tflite/int8-16x8`) with its recipe in 
 the bundle manifest, while the original cell stays visible as failed. An artifact that passes is left alone
 (its attribution is still recorded).
 
-TFLite full int8: more calibration (4x the examples), then int16 activations with int8 weights (16x8), then
-mixed precision keeping the worst layers in float (1, 2, 4, 8 of them, worst first by the attribution).
+TFLite full int8: more calibration (4x the examples; skipped when the calibration set has no more examples than
+the plain cell used), then int16 activations with int8 weights (16x8), then 16x8 with float kernels for the ops
+that have no 16x8 kernel (tried only when plain 16x8 could not be converted), then mixed precision keeping the
+worst layers in float (1, 2, 4, 8 of them, worst first by the attribution).
 TF.js uint8: the worst weight tensors kept at 16 bits (float16): 1, 2, 4, 8 of them.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from edgeproof._atomic import write_bytes_atomic
+from edgeproof._quant import QuantConfig
 from edgeproof.convert import Source, load_records
 from edgeproof.convert._api import convert_variants, int8_attribution
 
@@ -26,6 +29,7 @@ from ._verdict import ArtifactVerdict, Status
 
 REPAIR_JSON = "repair.json"
 CALIBRATION_FACTOR = 4
+PLAIN_SAMPLES = QuantConfig.representative_samples  # the plain int8 cell's calibration examples
 FLOAT_COUNTS = (1, 2, 4, 8)
 
 
@@ -40,25 +44,36 @@ class RepairOutcome:
     browsers: dict[str, str] = field(default_factory=dict)  # the chosen .tflite's verdict in each browser runtime
 
 
-def _tflite_ladder(layers: list[dict]) -> Iterator[tuple[str, dict, dict]]:
-    """(variant name, recipe, worker options) in the order tried."""
-    calibration = {"kind": "calibration", "samples": 256 * CALIBRATION_FACTOR}
-    yield "calib", calibration, {"recipe": calibration}
-    yield "16x8", {"kind": "16x8"}, {"recipe": {"kind": "16x8"}}
+@dataclass(frozen=True)
+class Rung:
+    name: str  # the variant: tflite/int8-<name>
+    recipe: dict
+    options: dict
+    only_if_unsupported: Optional[str] = None  # tried only when this earlier rung could not be converted
+
+
+def _tflite_ladder(layers: list[dict], more_calibration: bool = True) -> Iterator[Rung]:
+    """The rungs in the order tried."""
+    if more_calibration:
+        calibration = {"kind": "calibration", "samples": PLAIN_SAMPLES * CALIBRATION_FACTOR}
+        yield Rung("calib", calibration, {"recipe": calibration})
+    yield Rung("16x8", {"kind": "16x8"}, {"recipe": {"kind": "16x8"}})
+    fallback = {"kind": "16x8", "float_fallback": True}
+    yield Rung("16x8f", fallback, {"recipe": fallback}, only_if_unsupported="16x8")
     worst = [r["tensor"] for r in layers]
     for k in FLOAT_COUNTS:
         if k <= len(worst):
             recipe = {"kind": "mixed", "float_layers": worst[:k],
                       "float_layers_source": [r.get("source") for r in layers[:k]]}
-            yield f"mixed{k}", recipe, {"recipe": recipe}
+            yield Rung(f"mixed{k}", recipe, {"recipe": recipe})
 
 
-def _tfjs_ladder(weights: list[dict]) -> Iterator[tuple[str, dict, dict]]:
+def _tfjs_ladder(weights: list[dict], more_calibration: bool = True) -> Iterator[Rung]:
     worst = [r["tensor"] for r in weights]
     for k in FLOAT_COUNTS:
         if k <= len(worst):
             recipe = {"kind": "mixed", "float_weights": worst[:k]}
-            yield f"mixed{k}", recipe, {"dtype_map": {"float16": worst[:k], "uint8": True}}
+            yield Rung(f"mixed{k}", recipe, {"dtype_map": {"float16": worst[:k], "uint8": True}})
 
 
 def _attribute(source: Source, root: Path, verdict: ArtifactVerdict, natives: dict) -> dict[str, Any]:
@@ -75,11 +90,15 @@ def _attribute(source: Source, root: Path, verdict: ArtifactVerdict, natives: di
 
 def _climb(source: Source, root: Path, verdict: ArtifactVerdict, ladder, state: dict, say) -> RepairOutcome:
     outcome = RepairOutcome(verdict.cell, "not repaired")
-    for name, recipe, options in ladder:
-        (record,) = convert_variants(source, root, [(verdict.target, verdict.mode,
-                                                     {"variant": name, "recipe": recipe, "options": options})],
-                                     progress=False)
+    unsupported: set[str] = set()
+    for rung in ladder:
+        if rung.only_if_unsupported and rung.only_if_unsupported not in unsupported:
+            continue
+        recipe = rung.recipe
+        (record,) = convert_variants(source, root, [(verdict.target, verdict.mode, {
+            "variant": rung.name, "recipe": recipe, "options": rung.options})], progress=False)
         if record.status != "ok":
+            unsupported.add(rung.name)
             outcome.tried.append({"cell": record.key, "recipe": recipe, "verdict": f"unsupported: {record.reason}"})
             say(f"   repair {verdict.key} -> {record.key}: unsupported: {record.reason}", flush=True)
             continue
@@ -98,6 +117,13 @@ def _climb(source: Source, root: Path, verdict: ArtifactVerdict, ladder, state: 
                 outcome.speed = _speed_of(source, root, record.key)
             break
     return outcome
+
+
+def _more_calibration(source: Source) -> bool:
+    """Whether the calibration set has more examples than the plain int8 cell used (else more calibration is the
+    same conversion again)."""
+    arrays = source.calibration(PLAIN_SAMPLES * CALIBRATION_FACTOR)
+    return len(next(iter(arrays.values()))) > PLAIN_SAMPLES
 
 
 def _speed_of(source: Source, root: Path, chosen: str) -> Optional[dict]:
@@ -131,7 +157,7 @@ def repair_model(source: Source, root: Path, say: Callable[..., None] = print) -
             outcomes.append(RepairOutcome(cell, "left alone: passes", attribution=attribution))
             continue
         say(f"[{source.name}/{source.framework}] repairing {cell} ({verdict.summary()})", flush=True)
-        ladder = ladder_of(payload.get("layers") or payload.get("weights") or [])
+        ladder = ladder_of(payload.get("layers") or payload.get("weights") or [], _more_calibration(source))
         outcome = _climb(source, root, verdict, ladder, state, say)
         outcome.attribution = attribution
         outcomes.append(outcome)
