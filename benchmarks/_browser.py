@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -145,6 +145,78 @@ def _chromium() -> str:
     return path
 
 
+def _wasm_jobs(chosen: Sequence[Group]) -> tuple[list[dict], list[dict], dict[str, dict]]:
+    """The interleaved wasm contestants: each TF.js bundle and onnxruntime-web on each model.onnx, with the facts of
+    each row (by job key)."""
+    from edgeproof import get_spec
+
+    tfjs_jobs, onnx_jobs, meta = [], [], {}
+    for g in chosen:
+        spec = get_spec(g.model)
+        for bundle in g.web:
+            key = f"tfjs:{bundle.name}"
+            tfjs_jobs.append({"key": key, "modelUrl": f"models/{bundle.name}/{bundle.manifest['model_file']}",
+                              "inputs": _tfjs_inputs(bundle, spec),
+                              "outputs": [t["tensor"] for t in bundle.manifest["outputs"]]})
+            meta[key] = dict(model=g.model, framework=g.framework, mode=bundle.mode, runtime_label="tfjs wasm",
+                             bundle=bundle.name, size_bytes=bundle.size_bytes)
+        if g.onnx is not None:
+            key = f"onnx:{g.model}-{g.framework}"
+            onnx_jobs.append({"key": key, "modelUrl": f"models/{g.model}-{g.framework}.onnx",
+                              "inputs": _onnx_inputs(spec)})
+            meta[key] = dict(model=g.model, framework=g.framework, mode="fp32", runtime_label="onnxruntime-web wasm",
+                             bundle=g.onnx.name, size_bytes=g.onnx.stat().st_size)
+    return tfjs_jobs, onnx_jobs, meta
+
+
+def _backend_rows(page, software_gl, url: str, chosen: Sequence[Group], n: int, runs: int,
+                  budget_ms: float) -> Iterator[dict[str, Any]]:
+    """The fp32 bundles on TF.js's cpu and webgl backends (webgl in a SwiftShader Chromium when it started), one
+    after the other: a backend is global to the page."""
+    from edgeproof import get_spec
+
+    for g in chosen:
+        spec = get_spec(g.model)
+        for bundle in (b for b in g.web if b.mode == "fp32"):
+            for backend in ("cpu", "webgl"):
+                target, label = page, f"tfjs {backend}"
+                if backend == "webgl" and software_gl is not None:
+                    target = software_gl.new_page()
+                    target.goto(f"{url}/bench.html")
+                    target.evaluate(f"makeSetup({int(n)})")
+                    label = "tfjs webgl (SwiftShader)"
+                job = {"backend": backend, "modelUrl": f"models/{bundle.name}/{bundle.manifest['model_file']}",
+                       "inputs": _tfjs_inputs(bundle, spec), "outputs": [t["tensor"] for t in bundle.manifest["outputs"]],
+                       "runs": runs, "warmup": 5, "budgetMs": budget_ms}
+                yield _row(_evaluate(target, "benchTfjs", job), model=g.model, framework=g.framework, mode=bundle.mode,
+                           runtime_label=label, threads_requested=n, interleaved=False, bundle=bundle.name,
+                           size_bytes=bundle.size_bytes)
+                if target is not page:
+                    target.close()
+
+
+def _thread_rows(browser, software_gl, url: str, chosen: Sequence[Group], n: int, first: bool, info: dict,
+                 settings: dict, say: Callable[[str], None]) -> Iterator[dict[str, Any]]:
+    """Every row at `n` threads: the wasm contestants interleaved, then (on the first thread count) the backends."""
+    page = browser.new_page()
+    try:
+        page.goto(f"{url}/bench.html")
+        info[f"isolated_{n}"] = page.evaluate(f"makeSetup({int(n)})")["isolated"]
+        if n > 1 and not info[f"isolated_{n}"]:
+            say(f"  browser: the page is not cross-origin isolated: no wasm threads, {n}-thread rows skipped")
+            return
+        tfjs_jobs, onnx_jobs, meta = _wasm_jobs(chosen)
+        result = _evaluate(page, "benchWasmInterleaved", {"tfjs": tfjs_jobs, "onnx": onnx_jobs, "warmup": 5,
+                                                          "rounds": settings["rounds"], "batchMs": settings["batch_ms"]})
+        for key, m in meta.items():
+            r = result if "error" in result else result.get(key, {"error": "not run"})
+            yield _row(r, threads_requested=n, interleaved=True, **m)
+        if first:
+            yield from _backend_rows(page, software_gl, url, chosen, n, settings["runs"], settings["budget_ms"])
+    finally:
+        page.close()
+
+
 def run_browser(groups: Sequence[Group], models: Sequence[str], threads: Sequence[int], runs: int = 200,
                 budget_ms: float = 2000, rounds: int = 30, batch_ms: float = 25.0,
                 say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -158,18 +230,12 @@ def run_browser(groups: Sequence[Group], models: Sequence[str], threads: Sequenc
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
-    from edgeproof import get_spec
-
     chosen = [g for g in groups if g.model in models and (g.web or g.onnx)]
     if not chosen:
         return {"rows": [], "note": f"no web bundles or model.onnx for {list(models)}: run `edgeproof deploy --target web`"}
     rows: list[dict[str, Any]] = []
     info: dict[str, Any] = {"versions": versions()}
-
-    def add(row: dict[str, Any]) -> None:
-        rows.append(row)
-        say(_line(row))
-
+    settings = {"runs": runs, "budget_ms": budget_ms, "rounds": rounds, "batch_ms": batch_ms}
     with tempfile.TemporaryDirectory(prefix="edgeproof-bench-site-") as tmp, _serve(Path(tmp)) as url, \
             sync_playwright() as p:
         _build_site(Path(tmp), chosen)
@@ -182,57 +248,9 @@ def run_browser(groups: Sequence[Group], models: Sequence[str], threads: Sequenc
             software_gl, info["webgl_note"] = None, f"SwiftShader Chromium did not start: {str(err).splitlines()[0]}"
         try:
             for n in threads:
-                page = browser.new_page()
-                page.goto(f"{url}/bench.html")
-                info[f"isolated_{n}"] = page.evaluate(f"makeSetup({int(n)})")["isolated"]
-                if n > 1 and not info[f"isolated_{n}"]:
-                    say(f"  browser: the page is not cross-origin isolated: no wasm threads, {n}-thread rows skipped")
-                    page.close()
-                    continue
-                tfjs_jobs, onnx_jobs, meta = [], [], {}
-                for g in chosen:
-                    spec = get_spec(g.model)
-                    for bundle in g.web:
-                        key = f"tfjs:{bundle.name}"
-                        tfjs_jobs.append({"key": key, "modelUrl": f"models/{bundle.name}/{bundle.manifest['model_file']}",
-                                          "inputs": _tfjs_inputs(bundle, spec),
-                                          "outputs": [t["tensor"] for t in bundle.manifest["outputs"]]})
-                        meta[key] = dict(model=g.model, framework=g.framework, mode=bundle.mode, runtime_label="tfjs wasm",
-                                         bundle=bundle.name, size_bytes=bundle.size_bytes)
-                    if g.onnx is not None:
-                        key = f"onnx:{g.model}-{g.framework}"
-                        onnx_jobs.append({"key": key, "modelUrl": f"models/{g.model}-{g.framework}.onnx",
-                                          "inputs": _onnx_inputs(spec)})
-                        meta[key] = dict(model=g.model, framework=g.framework, mode="fp32",
-                                         runtime_label="onnxruntime-web wasm", bundle=g.onnx.name,
-                                         size_bytes=g.onnx.stat().st_size)
-                result = _evaluate(page, "benchWasmInterleaved", {"tfjs": tfjs_jobs, "onnx": onnx_jobs, "rounds": rounds,
-                                                                  "batchMs": batch_ms, "warmup": 5})
-                for key, m in meta.items():
-                    r = result if "error" in result else result.get(key, {"error": "not run"})
-                    add(_row(r, threads_requested=n, interleaved=True, **m))
-                if n == min(threads):
-                    for g in chosen:
-                        spec = get_spec(g.model)
-                        for bundle in (b for b in g.web if b.mode == "fp32"):
-                            for backend in ("cpu", "webgl"):
-                                target = page
-                                label = f"tfjs {backend}"
-                                if backend == "webgl" and software_gl is not None:
-                                    target = software_gl.new_page()
-                                    target.goto(f"{url}/bench.html")
-                                    target.evaluate(f"makeSetup({int(n)})")
-                                    label = "tfjs webgl (SwiftShader)"
-                                job = {"backend": backend, "modelUrl": f"models/{bundle.name}/{bundle.manifest['model_file']}",
-                                       "inputs": _tfjs_inputs(bundle, spec),
-                                       "outputs": [t["tensor"] for t in bundle.manifest["outputs"]],
-                                       "runs": runs, "warmup": 5, "budgetMs": budget_ms}
-                                add(_row(_evaluate(target, "benchTfjs", job), model=g.model, framework=g.framework,
-                                         mode=bundle.mode, runtime_label=label, threads_requested=n, interleaved=False,
-                                         bundle=bundle.name, size_bytes=bundle.size_bytes))
-                                if target is not page:
-                                    target.close()
-                page.close()
+                for row in _thread_rows(browser, software_gl, url, chosen, n, n == min(threads), info, settings, say):
+                    rows.append(row)
+                    say(_line(row))
         finally:
             browser.close()
             if software_gl is not None:
