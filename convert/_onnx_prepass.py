@@ -23,11 +23,9 @@ Steps, in order:
    calibration turns into a scale of 1.3e36;
 9. constants: Constant nodes made initializers (onnx2tf moves an axis to its NHWC place only for an initializer;
    the version converter writes Squeeze-13's axes as a Constant node);
-10. sums: a float ReduceSum over known dimensions as ReduceMean x count (TFLite's 16x8 quantizer gives SUM one
-   scale for input and output, so sums saturate; MEAN is rescaled);
-11. opset15 (onnx-tf's graph only): graphs above opset 15 written down to it, LayerNormalization and Gelu in
+10. opset15 (onnx-tf's graph only): graphs above opset 15 written down to it, LayerNormalization and Gelu in
    primitive operators first (onnx-tf knows no later opset);
-12. gelu: exact GELU written out with Erf fused into one `Gelu` node (TFLite has no builtin Erf); for onnx-tf,
+11. gelu: exact GELU written out with Erf fused into one `Gelu` node (TFLite has no builtin Erf); for onnx-tf,
    which stops at opset 15, written in the one form the TFLite converter fuses into its GELU instead.
 """
 from __future__ import annotations
@@ -236,14 +234,13 @@ def prepass(model, feed: dict[str, np.ndarray], say: Callable[..., None] = lambd
     from ._onnx_gelu import canonical_gelu, fuse_gelu
     from ._onnx_opset15 import to_opset15
     from ._onnx_pool import global_pooling, reflect_padded_max_pools
-    from ._onnx_reduce import sums_as_means
 
     steps: list[tuple[str, Callable]] = [("names", names), ("shapes", _infer_shapes),
                                          ("reshapes", lambda m: _recurrent(m) and constant_reshapes(m, feed, run_graph)),
                                          ("simplify", _simplify),
                                          ("sentinels", _finite_sentinels), ("pooling", global_pooling),
                                          ("opset", _upgrade_opset), ("maxpool_pads", reflect_padded_max_pools),
-                                         ("constants", constants_as_initializers), ("sums", sums_as_means)]
+                                         ("constants", constants_as_initializers)]
     steps += [("gelu", fuse_gelu)] if gelu else [("opset15", to_opset15), ("gelu", canonical_gelu)]
     for step, apply in steps:
         candidate = onnx.ModelProto()

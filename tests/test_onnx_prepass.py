@@ -232,30 +232,3 @@ def test_a_padded_max_pool_becomes_a_reflect_pad_that_computes_the_same_for_any_
         for got, want in zip(run_graph(result.model, feed), run_graph(original, feed)):
             np.testing.assert_array_equal(got, want)
 
-
-def test_a_float_sum_over_known_dimensions_becomes_a_mean_times_the_count():  # and L2 norms, sums of squares
-    """TFLite's 16x8 quantizer gives SUM one scale for input and output, so a sum saturates at its largest input
-    (minilm's mask count 64 read as 1.0); MEAN x n computes the sum in float and is rescaled by every quantizer. A
-    sum over an open dimension, or of integers, is left alone."""
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 5, 6])
-    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 6])
-    outs = [helper.make_tensor_value_info(n, t, None) for n, t in
-            (("rows", TensorProto.FLOAT), ("batch", TensorProto.FLOAT), ("count", TensorProto.INT64),
-             ("norm", TensorProto.FLOAT), ("squares", TensorProto.FLOAT))]
-    axes = [numpy_helper.from_array(np.asarray(a, np.int64), n) for n, a in (("a12", [1, 2]), ("a0", [0]), ("a1", [1]))]
-    nodes = [helper.make_node("ReduceSum", ["x", "a12"], ["rows"], keepdims=0),
-             helper.make_node("ReduceSum", ["x", "a0"], ["batch"]),
-             helper.make_node("ReduceSum", ["ids", "a1"], ["count"]),
-             helper.make_node("ReduceL2", ["x"], ["norm"], axes=[2], keepdims=1),
-             helper.make_node("ReduceSumSquare", ["x"], ["squares"], axes=[1, 2], keepdims=0)]
-    original = helper.make_model(helper.make_graph(nodes, "sums", [x, ids], outs, axes),
-                                 opset_imports=[helper.make_opsetid("", 17)])
-    rng = np.random.default_rng(7)
-    feed = {"x": rng.normal(size=(3, 5, 6)).astype(np.float32), "ids": rng.integers(0, 9, (3, 6))}
-    result = prepass(original, feed)
-    assert {s["step"]: s["ok"] for s in result.steps}["sums"] is True, result.steps
-    assert [n.op_type for n in result.model.graph.node] == ["ReduceMean", "Mul", "ReduceSum", "ReduceSum", "Mul",
-                                                            "ReduceMean", "Mul", "Sqrt", "Mul", "ReduceMean", "Mul"]
-    feed = {"x": rng.normal(size=(4, 5, 6)).astype(np.float32) * 50, "ids": rng.integers(0, 9, (4, 6))}
-    for got, want in zip(run_graph(result.model, feed), run_graph(original, feed)):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
