@@ -7,8 +7,9 @@ TFLite full-int8 recipes (each keeps integer activations, which NPUs and Edge TP
 - `16x8`: int16 activations with int8 weights (TFLite's EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8);
   with `float_fallback`, the ops that have no 16x8 kernel (CAST, FLOOR_MOD, SQRT, ... in transformers) stay in
   float and every other op keeps int16 activations;
-- `mixed`: full int8 except `float_layers` (TFLite tensor names), which stay in float (quantize/dequantize
-  around them), found greedily from the attribution.
+- `mixed`: full int8 except `float_layers` (TFLite tensor names) and every op of the types in `float_ops`, which
+  stay in float (quantize/dequantize around them): the worst layers by the attribution, or every op but the
+  compute-heavy ones (matmuls, convolutions, embedding lookups).
 TF.js uint8 recipe:
 - `mixed`: every weight uint8 except `float_weights` (node names), which keep 16-bit (float16) weights.
 """
@@ -60,7 +61,9 @@ def convert_with_recipe(saved_model: Path, recipe: dict[str, Any], calibration: 
         return converter.convert()
     if kind == "mixed":
         converter = _int8_converter(saved_model, calibration, int(recipe.get("samples", 256)), float_fallback=True)
-        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(recipe["float_layers"]))
+        options = tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_nodes=list(recipe.get("float_layers") or []) or None,
+            denylisted_ops=list(recipe.get("float_ops") or []) or None)
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=converter, debug_dataset=_debug_dataset(calibration), debug_options=options)
         return debugger.get_nondebug_quantized_model()
@@ -77,27 +80,45 @@ def _debug_dataset(calibration: dict[str, np.ndarray], count: int = ATTRIBUTION_
     return batches
 
 
+def relative_error(float_values: np.ndarray, quantized: np.ndarray, scale: float, zero_point: int) -> float:
+    """RMS error of a quantized tensor over the typical size of its float values (the median of the nonzero
+    |values|): near 0 for a well-quantized tensor; about 1 or more when the scale is set by a few huge values (an
+    additive attention mask of -1e4, LayerNorm outlier channels) and the rest round to a handful of steps, which
+    the error per quantization step cannot see (it is ordinary rounding for that scale)."""
+    f = np.asarray(float_values, np.float64)
+    dequantized = (np.asarray(quantized, np.float64) - zero_point) * scale
+    magnitudes = np.abs(f[f != 0])
+    typical = float(np.median(magnitudes)) if magnitudes.size else 0.0
+    return float(np.sqrt(np.mean((f - dequantized) ** 2)) / typical) if typical > 0 else 0.0
+
+
 def layer_attribution(saved_model: Path, calibration: dict, samples: int = 256) -> list[dict[str, Any]]:
     """Per-layer quantization error of the full-int8 model (TFLite's QuantizationDebugger on the calibration
     data): every quantized tensor with its RMSE in units of its quantization scale (`rmse_per_scale`: ~0.3 is
-    rounding noise; above 1 the layer loses information), sorted worst first."""
+    rounding noise; above 1 the layer loses information) and its `relative_error` (see above), sorted worst first
+    by relative error, then by error per step."""
     import csv
     import io
 
     tf = import_tensorflow()
     converter = _int8_converter(saved_model, calibration, samples)
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=_debug_dataset(calibration))
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        layer_direct_compare_metrics={"relative_error": relative_error})
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=_debug_dataset(calibration),
+                                                         debug_options=options)
     debugger.run()
     buffer = io.StringIO()
     debugger.layer_statistics_dump(buffer)
     rows = []
     for row in csv.DictReader(io.StringIO(buffer.getvalue())):
         mse, scale = float(row.get("mean_squared_error") or 0.0), float(row.get("scale") or 0.0)
+        relative = float(row.get("relative_error") or 0.0)
         rows.append({"tensor": row["tensor_name"], "op": row["op_name"],
                      "rmse_per_scale": float(np.sqrt(mse) / scale) if scale > 0 else 0.0,
+                     "relative_error": relative if np.isfinite(relative) else 0.0,
                      "max_abs_error": float(row.get("max_abs_error") or 0.0), "scale": scale,
                      "elements": int(float(row.get("num_elements") or 0))})
-    rows.sort(key=lambda r: -r["rmse_per_scale"])
+    rows.sort(key=lambda r: (-r["relative_error"], -r["rmse_per_scale"]))
     return rows
 
 

@@ -106,9 +106,11 @@ def test_the_ladder_skips_what_cannot_change_the_model_and_falls_back_only_after
     from edgeproof.verify import _repair
     from edgeproof.verify._verdict import Status
 
-    layers = [{"tensor": f"t{i}", "source": f"s{i}"} for i in range(3)]
-    assert [r.name for r in _repair._tflite_ladder(layers, more_calibration=False)] == \
-        ["16x8", "16x8f", "mixed1", "mixed2"]
+    layers = [{"tensor": f"t{i}", "source": f"s{i}", "op": op} for i, op in
+              enumerate(("SOFTMAX", "FULLY_CONNECTED", "ADD"))]
+    ladder = list(_repair._tflite_ladder(layers, more_calibration=False))
+    assert [r.name for r in ladder] == ["16x8", "16x8f", "mixed1", "mixed2", "matmuls"]
+    assert ladder[-1].recipe == {"kind": "mixed", "float_ops": ["ADD", "SOFTMAX"]}  # the matmul stays int8
     assert [r.name for r in _repair._tflite_ladder(layers)][:2] == ["calib", "16x8"]
 
     def climb(refused: set, passing: str):
@@ -136,3 +138,60 @@ def test_the_ladder_skips_what_cannot_change_the_model_and_falls_back_only_after
     assert tried == ["16x8", "16x8f"] and outcome.chosen == "tflite/int8-16x8f"
     tried, outcome = climb(refused=set(), passing="mixed2")
     assert tried == ["16x8", "mixed1", "mixed2"] and outcome.chosen == "tflite/int8-mixed2"
+    tried, outcome = climb(refused=set(), passing="matmuls")
+    assert tried == ["16x8", "mixed1", "mixed2", "matmuls"] and outcome.chosen == "tflite/int8-matmuls"
+
+
+def test_relative_error_sees_a_scale_set_by_a_mask_that_error_per_step_calls_rounding():
+    """Attention scores plus an additive -1e4 mask: one int8 scale of ~40 for scores within +-10. Per quantization
+    step the rounding looks ordinary (~0.3); against the scores' typical size it is the whole signal."""
+    from edgeproof.convert._recipes import relative_error
+
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0, 3, (4, 10, 10))
+    masked = np.where(np.arange(10) < 7, scores, scores - 1e4)
+    for values, low in ((scores, True), (masked, False)):
+        scale = (values.max() - values.min()) / 255
+        zero_point = int(np.round(-128 - values.min() / scale))
+        quantized = np.clip(np.round(values / scale) + zero_point, -128, 127)
+        rmse_per_step = np.sqrt(np.mean((values - (quantized - zero_point) * scale) ** 2)) / scale
+        assert 0.2 < rmse_per_step < 0.4  # both look like plain rounding per step
+        error = relative_error(values, quantized, scale, zero_point)
+        assert (error < 0.05) if low else (error > 1.0), error
+
+
+def test_an_attention_mask_encoder_gets_an_int8_artifact_whose_matmuls_stay_int8(tmp_path):
+    """The BYO tests' tiny encoder (int64 ids + attention mask, LayerNorm, mean pooling): its full int8 misses its
+    budget (the -1e4 mask sets the scores' scale, LayerNorm statistics lose their outliers). 16x8 is refused, the
+    worst layers alone are not enough; the `matmuls` rung (every op in float but the compute-heavy ones) passes,
+    and in its file the fully connected layers and batch matmuls still compute in int8."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from benchmarks._user_models import encoder_sample, encoder_weights
+    from edgeproof.convert import find_models
+    from edgeproof.pipeline import convert_user_model
+    from edgeproof.verify._repair import repair_model
+
+    np.savez(tmp_path / "encoder.npz", **encoder_sample(32))
+    encoder_weights(tmp_path / "encoder.pt")
+    result = convert_user_model("benchmarks._user_models:tiny_encoder", weights=tmp_path / "encoder.pt",
+                                sample_data=tmp_path / "encoder.npz", name="encoder", artifacts=tmp_path / "artifacts",
+                                targets=["tflite"], modes=["fp32", "int8"], representative_samples=32, progress=False)
+    assert {v.cell: v.status.value for v in result.verdicts if not v.browser}["tflite/int8"] == "fail"
+    source = find_models(tmp_path / "artifacts", ["encoder"])[0].open_source()
+    (outcome,) = [o for o in repair_model(source, result.root, say=lambda *a, **k: None) if o.cell == "tflite/int8"]
+    assert outcome.status == "repaired" and outcome.chosen == "tflite/int8-matmuls", outcome.tried
+    chosen = next(v for v in load_verdicts_of(result.root) if v.cell == outcome.chosen and not v.browser)
+    assert chosen.status.value == "pass"
+    interpreter = Interpreter(model_path=str(result.root / chosen.path))
+    kinds = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    heavy = [o for o in interpreter._get_ops_details() if o["op_name"] in ("FULLY_CONNECTED", "BATCH_MATMUL")]
+    assert heavy and all(kinds[o["inputs"][0]] == np.int8 for o in heavy)
+    softmax = [o for o in interpreter._get_ops_details() if o["op_name"] == "SOFTMAX"]
+    assert softmax and all(kinds[o["inputs"][0]] == np.float32 for o in softmax)
+
+
+def load_verdicts_of(root):
+    from edgeproof.verify import load_verdicts
+
+    return load_verdicts(root)[1]

@@ -42,9 +42,11 @@ def _attribution_section(root: Path, source: Source) -> list[str]:
     for path in sorted((root / _attribution.ATTRIBUTION_DIR).glob("*.json")):
         data = json.loads(path.read_text())
         layers, weights = data.get("layers"), data.get("weights")
-        rows = [(r["source"], r["rmse_per_scale"]) for r in layers[:TOP]] if layers else \
+        ranked_by = "relative_error" if layers and "relative_error" in layers[0] else "rmse_per_scale"
+        rows = [(r["source"], r[ranked_by]) for r in layers[:TOP]] if layers else \
             [(_attribution.weight_name(r["tensor"]), r["rms_per_spread"]) for r in (weights or [])[:TOP]]
-        measure = "RMSE / quantization scale" if layers else "weight RMS error / weight spread"
+        measure = {"relative_error": "RMS error / typical |value|", "rmse_per_scale": "RMSE / quantization scale"}[
+            ranked_by] if layers else "weight RMS error / weight spread"
         split = data.get("split", {})
         lines += [f"## Where {data['cell']} loses accuracy", "",
                   f"Max error on the probes already in the fp32 conversion: {split.get('fp32_conversion')}; added by "

@@ -7,7 +7,10 @@ the bundle manifest, while the original cell stays visible as failed. An artifac
 TFLite full int8: more calibration (4x the examples; skipped when the calibration set has no more examples than
 the plain cell used), then int16 activations with int8 weights (16x8), then 16x8 with float kernels for the ops
 that have no 16x8 kernel (tried only when plain 16x8 could not be converted), then mixed precision keeping the
-worst layers in float (1, 2, 4, 8 of them, worst first by the attribution).
+worst layers in float (1, 2, 4, 8 of them, worst first by the attribution: error relative to the tensor's typical
+value, which finds the tensors whose scale a mask or an outlier set), then every op in float except the
+compute-heavy ones (`matmuls`: the weights and nearly all the arithmetic stay int8; attention masks, softmax and
+LayerNorm statistics, which int8 loses, do not).
 TF.js uint8: the worst weight tensors kept at 16 bits (float16): 1, 2, 4, 8 of them.
 """
 from __future__ import annotations
@@ -31,6 +34,9 @@ REPAIR_JSON = "repair.json"
 CALIBRATION_FACTOR = 4
 PLAIN_SAMPLES = QuantConfig.representative_samples  # the plain int8 cell's calibration examples
 FLOAT_COUNTS = (1, 2, 4, 8)
+# the ops that hold the weights and nearly all the arithmetic; the `matmuls` rung keeps only these in int8
+COMPUTE_OPS = frozenset({"FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "BATCH_MATMUL", "TRANSPOSE_CONV",
+                         "CONV_3D", "GATHER", "EMBEDDING_LOOKUP"})
 
 
 @dataclass
@@ -66,6 +72,10 @@ def _tflite_ladder(layers: list[dict], more_calibration: bool = True) -> Iterato
             recipe = {"kind": "mixed", "float_layers": worst[:k],
                       "float_layers_source": [r.get("source") for r in layers[:k]]}
             yield Rung(f"mixed{k}", recipe, {"recipe": recipe})
+    light = sorted({r["op"] for r in layers} - COMPUTE_OPS)
+    if light and any(r["op"] in COMPUTE_OPS for r in layers):
+        recipe = {"kind": "mixed", "float_ops": light}
+        yield Rung("matmuls", recipe, {"recipe": recipe})
 
 
 def _tfjs_ladder(weights: list[dict], more_calibration: bool = True) -> Iterator[Rung]:
