@@ -20,6 +20,15 @@ def _pyplot():
     return plt
 
 
+def _save_bars(fig, ax, path: Path) -> bool:
+    """A horizontal bar chart's common end: first bar on top, laid out, written, closed."""
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+    return True
+
+
 def _latency_vs_size(results: dict[str, Any], path: Path) -> bool:
     plt = _pyplot()
     colors = {m: plt.cm.tab10(i) for i, m in enumerate(sorted({r["model"] for r in results["artifacts_table"]}))}
@@ -55,11 +64,7 @@ def _peer_ratios(results: dict[str, Any], path: Path) -> bool:
     if ratios:
         ax.set_xscale("log")
     ax.set(xlabel="peer p50 / our p50 (1 thread, log scale)", title="Peers vs TFLite bundles")
-    ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save_bars(fig, ax, path)
 
 
 def _fraction_of_peak(results: dict[str, Any], path: Path) -> bool:
@@ -78,11 +83,7 @@ def _fraction_of_peak(results: dict[str, Any], path: Path) -> bool:
     ax.set(xlabel="compute limit / measured invoke() time", title="Fraction of the measured peak reached")
     ax.axvline(1, color="black", lw=1)
     ax.legend(fontsize=8)
-    ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save_bars(fig, ax, path)
 
 
 def _browser(results: dict[str, Any], path: Path) -> bool:
@@ -100,11 +101,7 @@ def _browser(results: dict[str, Any], path: Path) -> bool:
             color=["tab:blue" if "native" in n else "tab:orange" for n, _ in bars])
     ax.set_yticks(range(len(bars)), [n for n, _ in bars], fontsize=7)
     ax.set(xscale="log", xlabel="p50 per run, ms (log scale)", title=f"Browser vs native: {', '.join(sorted({r['model'] for r in b}))}")
-    ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+    return _save_bars(fig, ax, path)
 
 
 PLOTS = {"latency_vs_size.png": _latency_vs_size, "peer_ratios.png": _peer_ratios,
