@@ -28,6 +28,9 @@ def _why_not(recipe: Optional[dict]) -> str:
     if kind == "16x8":
         return ("16x8 kernels (int16 activations) run on TFLite's reference kernels: XNNPACK, which runs the fp32 "
                 "and int8 models, has no int16 path")
+    if kind == "mixed" and recipe.get("float_ops"):
+        return (f"every {', '.join(recipe['float_ops'])} op stays in float, with quantize/dequantize between it and "
+                f"the int8 matmuls, and XNNPACK's int8 path on this CPU (AVX2, no VNNI) gains little over fp32")
     if kind == "mixed":
         layers = len(recipe.get("float_layers") or recipe.get("float_weights") or [])
         return (f"{layers} layer(s) stay in float, with quantize/dequantize around each, and XNNPACK's int8 path "
