@@ -170,6 +170,7 @@ def test_an_attention_mask_encoder_gets_an_int8_artifact_whose_matmuls_stay_int8
     from benchmarks._user_models import encoder_sample, encoder_weights
     from edgeproof.convert import find_models
     from edgeproof.pipeline import convert_user_model
+    from edgeproof.verify import load_verdicts
     from edgeproof.verify._repair import repair_model
 
     np.savez(tmp_path / "encoder.npz", **encoder_sample(32))
@@ -181,7 +182,7 @@ def test_an_attention_mask_encoder_gets_an_int8_artifact_whose_matmuls_stay_int8
     source = find_models(tmp_path / "artifacts", ["encoder"])[0].open_source()
     (outcome,) = [o for o in repair_model(source, result.root, say=lambda *a, **k: None) if o.cell == "tflite/int8"]
     assert outcome.status == "repaired" and outcome.chosen == "tflite/int8-matmuls", outcome.tried
-    chosen = next(v for v in load_verdicts_of(result.root) if v.cell == outcome.chosen and not v.browser)
+    chosen = next(v for v in load_verdicts(result.root)[1] if v.cell == outcome.chosen and not v.browser)
     assert chosen.status.value == "pass"
     interpreter = Interpreter(model_path=str(result.root / chosen.path))
     kinds = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
@@ -190,8 +191,3 @@ def test_an_attention_mask_encoder_gets_an_int8_artifact_whose_matmuls_stay_int8
     softmax = [o for o in interpreter._get_ops_details() if o["op_name"] == "SOFTMAX"]
     assert softmax and all(kinds[o["inputs"][0]] == np.float32 for o in softmax)
 
-
-def load_verdicts_of(root):
-    from edgeproof.verify import load_verdicts
-
-    return load_verdicts(root)[1]

@@ -54,28 +54,31 @@ class RepairOutcome:
 class Rung:
     name: str  # the variant: tflite/int8-<name>
     recipe: dict
-    options: dict
     only_if_unsupported: Optional[str] = None  # tried only when this earlier rung could not be converted
+    options: Optional[dict] = None  # the converter worker's options; TFLite rungs: the recipe itself
+
+    def worker_options(self) -> dict:
+        return self.options if self.options is not None else {"recipe": self.recipe}
 
 
 def _tflite_ladder(layers: list[dict], more_calibration: bool = True) -> Iterator[Rung]:
     """The rungs in the order tried."""
     if more_calibration:
         calibration = {"kind": "calibration", "samples": PLAIN_SAMPLES * CALIBRATION_FACTOR}
-        yield Rung("calib", calibration, {"recipe": calibration})
-    yield Rung("16x8", {"kind": "16x8"}, {"recipe": {"kind": "16x8"}})
+        yield Rung("calib", calibration)
+    yield Rung("16x8", {"kind": "16x8"})
     fallback = {"kind": "16x8", "float_fallback": True}
-    yield Rung("16x8f", fallback, {"recipe": fallback}, only_if_unsupported="16x8")
+    yield Rung("16x8f", fallback, only_if_unsupported="16x8")
     worst = [r["tensor"] for r in layers]
     for k in FLOAT_COUNTS:
         if k <= len(worst):
             recipe = {"kind": "mixed", "float_layers": worst[:k],
                       "float_layers_source": [r.get("source") for r in layers[:k]]}
-            yield Rung(f"mixed{k}", recipe, {"recipe": recipe})
+            yield Rung(f"mixed{k}", recipe)
     light = sorted({r["op"] for r in layers} - COMPUTE_OPS)
     if light and any(r["op"] in COMPUTE_OPS for r in layers):
         recipe = {"kind": "mixed", "float_ops": light}
-        yield Rung("matmuls", recipe, {"recipe": recipe})
+        yield Rung("matmuls", recipe)
 
 
 def _tfjs_ladder(weights: list[dict], more_calibration: bool = True) -> Iterator[Rung]:
@@ -83,7 +86,7 @@ def _tfjs_ladder(weights: list[dict], more_calibration: bool = True) -> Iterator
     for k in FLOAT_COUNTS:
         if k <= len(worst):
             recipe = {"kind": "mixed", "float_weights": worst[:k]}
-            yield Rung(f"mixed{k}", recipe, {"dtype_map": {"float16": worst[:k], "uint8": True}})
+            yield Rung(f"mixed{k}", recipe, options={"dtype_map": {"float16": worst[:k], "uint8": True}})
 
 
 def _attribute(source: Source, root: Path, verdict: ArtifactVerdict, natives: dict) -> dict[str, Any]:
@@ -106,7 +109,7 @@ def _climb(source: Source, root: Path, verdict: ArtifactVerdict, ladder, state: 
             continue
         recipe = rung.recipe
         (record,) = convert_variants(source, root, [(verdict.target, verdict.mode, {
-            "variant": rung.name, "recipe": recipe, "options": rung.options})], progress=False)
+            "variant": rung.name, "recipe": recipe, "options": rung.worker_options()})], progress=False)
         if record.status != "ok":
             unsupported.add(rung.name)
             outcome.tried.append({"cell": record.key, "recipe": recipe, "verdict": f"unsupported: {record.reason}"})
