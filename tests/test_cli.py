@@ -92,12 +92,12 @@ def test_pipeline_skips_models_without_data_and_says_how_to_get_it(tmp_path, mon
     import urllib.request
 
     from edgeproof import pipeline
-    from edgeproof.train import _data
+    from edgeproof.train import _data_files
 
     empty = tmp_path / "no-data"
     empty.mkdir()
-    monkeypatch.setattr(_data, "data_dirs", lambda data_dir=None: [empty])  # no local copy anywhere
-    monkeypatch.setattr(_data, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(_data_files, "data_dirs", lambda data_dir=None: [empty])  # no local copy anywhere
+    monkeypatch.setattr(_data_files, "cache_dir", lambda: tmp_path / "cache")
 
     def offline(url, timeout=None):
         raise OSError(f"network unreachable: {url}")

