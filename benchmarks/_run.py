@@ -306,17 +306,7 @@ def run_benchmarks(opts: Options, say: Callable[[str], None] = print) -> dict[st
     records, worker_errors = run_workers(inv, opts, say)
     merge_timings(rows, records)
     floors = _floors(records)
-    browser: dict[str, Any] = {"skipped": "--skip-browser"} if not opts.browser else {}
-    if opts.browser:
-        from ._browser import run_browser
-
-        say(f"browser: headless Chromium on {list(opts.browser_models)}")
-        try:
-            browser = run_browser(inv.groups, opts.browser_models, opts.threads, runs=opts.browser_runs,
-                                  rounds=opts.rounds, batch_ms=opts.batch_ms, say=say)
-        except BenchmarkError as err:
-            browser = {"rows": [], "error": str(err)}
-            say(f"browser: {err}")
+    browser = _browser_results(inv, opts, say)
     versions = next((r.get("versions") for r in records if r.get("kind") == "start"), {})
     results = {
         "schema_version": SCHEMA_VERSION,
@@ -346,3 +336,18 @@ def run_benchmarks(opts: Options, say: Callable[[str], None] = print) -> dict[st
     written = write_report(results, opts.out)
     say(f"wrote {opts.out / RESULTS_JSON}, {', '.join(str(p) for p in written)} in {results['wall_seconds']:.0f} s")
     return results
+
+
+def _browser_results(inv, opts: Options, say: Callable[[str], None]) -> dict[str, Any]:
+    """The browser runtimes' rows (headless Chromium), or why there are none."""
+    if not opts.browser:
+        return {"skipped": "--skip-browser"}
+    from ._browser import run_browser
+
+    say(f"browser: headless Chromium on {list(opts.browser_models)}")
+    try:
+        return run_browser(inv.groups, opts.browser_models, opts.threads, runs=opts.browser_runs,
+                           rounds=opts.rounds, batch_ms=opts.batch_ms, say=say)
+    except BenchmarkError as err:
+        say(f"browser: {err}")
+        return {"rows": [], "error": str(err)}

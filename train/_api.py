@@ -79,26 +79,10 @@ def train(model: str, framework: Framework | str, profile: str = "default", *, e
                              f"run `edgeproof train --model mnist_cnn --framework keras` first")
     raw = load_dataset(spec.dataset, data_dir=data_dir)
     data = spec.prepare_data(raw, prof, seed)
-    architecture = dict(spec.architecture)
     _log.detail(f"training {spec.name} ({framework.value}, profile {profile}, {epochs} epochs) on "
           f"{data.n_train} examples from {data.source}", flush=True)
 
-    start = time.perf_counter()
-    if framework is Framework.KERAS:
-        from . import _keras_trainer as trainer
-
-        strategy = trainer.setup_device(device, mixed_precision, seed)
-        net = trainer.build(spec, strategy, architecture)
-        history = trainer.fit(spec, net, data, prof, epochs, strategy)
-        is_main = True
-    else:
-        from . import _torch_trainer as trainer
-
-        dist_info = trainer.setup_device(device, mixed_precision, seed)
-        net = spec.builder(framework)(**architecture)
-        history = trainer.fit(spec, net, data, prof, epochs, dist_info, mixed_precision=mixed_precision)
-        is_main = dist_info.main
-    wall = time.perf_counter() - start
+    trainer, net, history, is_main, wall = _fit(spec, framework, data, prof, epochs, device, mixed_precision, seed)
 
     out = model_dir(artifacts, spec.name, framework)
     predict = trainer.predictor(spec, net)
@@ -114,18 +98,47 @@ def train(model: str, framework: Framework | str, profile: str = "default", *, e
         test_samples=data.n_test, data_source=data.source, history=history)
     if not is_main:
         return result
-    save_checkpoint(out / "checkpoint", spec, framework, net, architecture, data.preprocessing,
-                    extra={"profile": profile, "epochs": epochs, "seed": seed, "evaluation": evaluation})
-    (out / "training").mkdir(parents=True, exist_ok=True)
-    Path(result.metrics_path).write_text(json.dumps(asdict(result), indent=2))
-    # The trained model's outputs on the spec's fixed probes: a reloaded checkpoint must reproduce them.
-    import numpy as np
-
-    np.save(out / "training" / "probe_outputs.npy", predict(spec.probe_inputs()))
-    from ._plots import training_curve
-
-    training_curve(history, Path(result.curve_path), f"{spec.name} ({framework.value}, {profile})")
+    _save(out, spec, framework, net, data, result, predict,
+          extra={"profile": profile, "epochs": epochs, "seed": seed, "evaluation": evaluation})
     _log.info(f"{spec.name} ({framework.value}): {spec.metric.name} {metric_value:.4g} on {data.n_test} test examples; "
           f"quality bar ({spec.quality_bar}): {'met' if met else 'not met'}; {wall:.1f} s; "
           f"checkpoint {result.checkpoint}", flush=True)
     return result
+
+
+def _fit(spec: ModelSpec, framework: Framework, data, prof, epochs: int, device: str, mixed_precision: bool,
+         seed: int):
+    """Build and train the network in `framework`: (trainer module, net, history, is_main, wall seconds)."""
+    architecture = dict(spec.architecture)
+    start = time.perf_counter()
+    if framework is Framework.KERAS:
+        from . import _keras_trainer as trainer
+
+        strategy = trainer.setup_device(device, mixed_precision, seed)
+        net = trainer.build(spec, strategy, architecture)
+        history = trainer.fit(spec, net, data, prof, epochs, strategy)
+        is_main = True
+    else:
+        from . import _torch_trainer as trainer
+
+        dist_info = trainer.setup_device(device, mixed_precision, seed)
+        net = spec.builder(framework)(**architecture)
+        history = trainer.fit(spec, net, data, prof, epochs, dist_info, mixed_precision=mixed_precision)
+        is_main = dist_info.main
+    return trainer, net, history, is_main, time.perf_counter() - start
+
+
+def _save(out: Path, spec: ModelSpec, framework: Framework, net, data, result: TrainResult, predict,
+          extra: dict) -> None:
+    """The checkpoint, training/metrics.json, the probe outputs and the curve."""
+    import numpy as np
+
+    from ._plots import training_curve
+
+    save_checkpoint(out / "checkpoint", spec, framework, net, dict(spec.architecture), data.preprocessing,
+                    extra=extra)
+    (out / "training").mkdir(parents=True, exist_ok=True)
+    Path(result.metrics_path).write_text(json.dumps(asdict(result), indent=2))
+    # The trained model's outputs on the spec's fixed probes: a reloaded checkpoint must reproduce them.
+    np.save(out / "training" / "probe_outputs.npy", predict(spec.probe_inputs()))
+    training_curve(result.history, Path(result.curve_path), f"{spec.name} ({framework.value}, {result.profile})")

@@ -108,20 +108,10 @@ def fit(spec: ModelSpec, model, data: TaskData, profile: Profile, epochs: int, d
         return _fit_gan(model, data, profile, epochs, dist_info)
     import torch
     from torch.nn.parallel import DistributedDataParallel as DDP
-    from torch.utils.data import DataLoader, TensorDataset
-    from torch.utils.data.distributed import DistributedSampler
     from tqdm.auto import tqdm
 
     names = [t.name for t in spec.inputs]
-    x_train = to_framework_layout(spec, data.x_train)
-    tensors = [torch.from_numpy(x_train[n]) for n in names] + [torch.from_numpy(data.y_train)]
-    dataset = TensorDataset(*tensors)
-    per_rank_batch = max(1, profile.batch_size // dist_info.world)
-    generator = torch.Generator().manual_seed(0)
-    sampler = DistributedSampler(dataset, num_replicas=dist_info.world, rank=dist_info.rank, shuffle=True, seed=0) \
-        if dist_info.world > 1 else None
-    loader = DataLoader(dataset, batch_size=per_rank_batch, shuffle=sampler is None, sampler=sampler,
-                        generator=generator if sampler is None else None)
+    loader, sampler = _train_loader(spec, data, profile, dist_info)
     model.to(dist_info.device)
     wrapped = DDP(model) if dist_info.world > 1 else model
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -166,6 +156,24 @@ def fit(spec: ModelSpec, model, data: TaskData, profile: Profile, epochs: int, d
                   flush=True)
     model.eval()
     return history
+
+
+def _train_loader(spec: ModelSpec, data: TaskData, profile: Profile, dist_info: Dist):
+    """The shuffled training batches of this rank (seeded), and the distributed sampler when there are ranks."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data.distributed import DistributedSampler
+
+    x_train = to_framework_layout(spec, data.x_train)
+    tensors = [torch.from_numpy(x_train[t.name]) for t in spec.inputs] + [torch.from_numpy(data.y_train)]
+    dataset = TensorDataset(*tensors)
+    per_rank_batch = max(1, profile.batch_size // dist_info.world)
+    generator = torch.Generator().manual_seed(0)
+    sampler = DistributedSampler(dataset, num_replicas=dist_info.world, rank=dist_info.rank, shuffle=True, seed=0) \
+        if dist_info.world > 1 else None
+    loader = DataLoader(dataset, batch_size=per_rank_batch, shuffle=sampler is None, sampler=sampler,
+                        generator=generator if sampler is None else None)
+    return loader, sampler
 
 
 def _fit_gan(models, data: TaskData, profile: Profile, epochs: int, dist_info: Dist) -> list[dict]:
