@@ -15,7 +15,7 @@ from edgeproof.errors import EdgeproofError
 from ._artifact import ArtifactRecord, TensorInfo
 from ._cells import convert_cells
 from ._onnx_backends import OnnxBackend, backends_for
-from ._records import conversion_table, requested_configs, write_records
+from ._records import artifact_path, conversion_table, requested_configs, write_records
 from ._source import Exported, Source
 from ._tensors import layout_changes, tensor_infos, tfjs_described
 
@@ -196,6 +196,26 @@ def _exported_again(source: Source, root: Path, target: str = "tflite") -> Expor
     prefer = "NHWC" if backend == OnnxBackend.ONNX2TF.value else None
     bound = bind_saved_model(folder, source.contract, probes, source.reference(probes), prefer)
     return Exported(bound, [], backend or "Keras SavedModel", prefer_layout=prefer)
+
+
+def dynamic_attribution(source: Source, root: Path, samples: int = 8) -> list[dict]:
+    """Per hybrid op of the model's dynamic-range .tflite, the output error it adds alone (convert/_dynamic_mixed.py,
+    in a worker process: it builds and runs a model per op)."""
+    import json
+    import tempfile
+
+    from ._worker import Job, run_jobs
+
+    bound = _exported_again(source, root).bound
+    calibration = bound.feed(source.calibration(samples))
+    files = {mode: str(root / artifact_path(Target.TFLITE, QuantMode(mode))) for mode in ("dynamic", "fp32")}
+    with tempfile.TemporaryDirectory(prefix="edgeproof-attribution-") as tmp:
+        out = Path(tmp) / "layers.json"
+        (outcome,) = run_jobs(bound.path, [Job("dynamic-attribution", "dynamic", str(out), samples, options=files)],
+                              calibration)
+        if outcome.error:
+            raise RuntimeError(f"per-layer attribution of the dynamic-range model failed: {outcome.error[:300]}")
+        return json.loads(out.read_text())
 
 
 def int8_attribution(source: Source, root: Path, samples: int = 256) -> list[dict]:

@@ -10,6 +10,9 @@ TFLite full-int8 recipes (each keeps integer activations, which NPUs and Edge TP
 - `mixed`: full int8 except `float_layers` (TFLite tensor names) and every op of the types in `float_ops`, which
   stay in float (quantize/dequantize around them): the worst layers by the attribution, or every op but the
   compute-heavy ones (matmuls, convolutions, embedding lookups).
+TFLite dynamic-range recipe (`convert/_dynamic_mixed.py`):
+- `dynamic-mixed`: the dynamic-range model with `float_layers` (or, with `all_layers`, every hybrid op: weight-only
+  int8) computing in float on float activations, their weights still stored as int8 behind a DEQUANTIZE.
 TF.js uint8 recipe:
 - `mixed`: every weight uint8 except `float_weights` (node names), which keep 16-bit (float16) weights.
 """
@@ -46,11 +49,13 @@ def _int8_converter(saved_model: Path, calibration: dict, samples: int, float_fa
 
 
 def convert_with_recipe(saved_model: Path, recipe: dict[str, Any], calibration: Optional[dict]) -> bytes:
-    """A .tflite full-int8 model made by `recipe` (see the module docstring)."""
+    """A .tflite model made by `recipe` (see the module docstring)."""
     tf = import_tensorflow()
+    kind = recipe["kind"]
+    if kind == "dynamic-mixed":
+        return _dynamic_mixed(saved_model, recipe)
     if calibration is None:
         raise ValueError("a full-integer recipe needs calibration data")
-    kind = recipe["kind"]
     if kind == "calibration":
         return _int8_converter(saved_model, calibration, int(recipe["samples"])).convert()
     if kind == "16x8":
@@ -68,6 +73,22 @@ def convert_with_recipe(saved_model: Path, recipe: dict[str, Any], calibration: 
             converter=converter, debug_dataset=_debug_dataset(calibration), debug_options=options)
         return debugger.get_nondebug_quantized_model()
     raise ValueError(f"unknown TFLite recipe {kind!r}")
+
+
+def _dynamic_mixed(saved_model: Path, recipe: dict[str, Any]) -> bytes:
+    """The dynamic-range conversion with the recipe's hybrid layers (or all of them) computing in float."""
+    from edgeproof._quant import QuantConfig
+
+    from ._dynamic_mixed import float_layers, hybrid_ops
+    from ._tflite import convert_saved_model
+
+    content = convert_saved_model(saved_model, QuantConfig("tflite", "dynamic"), None)
+    if recipe.get("all_layers"):
+        from tensorflow.lite.tools import flatbuffer_utils
+
+        model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+        return float_layers(content, [op.tensor for op in hybrid_ops(model)])
+    return float_layers(content, recipe["float_layers"])
 
 
 def _debug_dataset(calibration: dict[str, np.ndarray], count: int = ATTRIBUTION_SAMPLES):

@@ -110,6 +110,13 @@ def _run_one(saved_model: Path, job: Job, calibration) -> list:
 
         write_json(Path(job.out), layer_attribution(saved_model, calibration, job.representative_samples))
         return []
+    if job.kind == "dynamic-attribution":
+        from ._dynamic_mixed import dynamic_attribution
+        from ._recipes import write_json
+
+        files = {k: Path(job.options[k]).read_bytes() for k in ("dynamic", "fp32")}
+        write_json(Path(job.out), dynamic_attribution(files["dynamic"], files["fp32"], calibration))
+        return []
     if job.kind == "tflite" and (job.options or {}).get("recipe"):
         from ._recipes import convert_with_recipe
 

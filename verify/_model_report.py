@@ -42,10 +42,11 @@ def _attribution_section(root: Path, source: Source) -> list[str]:
     for path in sorted((root / _attribution.ATTRIBUTION_DIR).glob("*.json")):
         data = json.loads(path.read_text())
         layers, weights = data.get("layers"), data.get("weights")
-        ranked_by = "relative_error" if layers and "relative_error" in layers[0] else "rmse_per_scale"
+        ranked_by = next((k for k in ("relative_error", "output_error") if layers and k in layers[0]), "rmse_per_scale")
         rows = [(r["source"], r[ranked_by]) for r in layers[:TOP]] if layers else \
             [(_attribution.weight_name(r["tensor"]), r["rms_per_spread"]) for r in (weights or [])[:TOP]]
-        measure = {"relative_error": "RMS error / typical |value|", "rmse_per_scale": "RMSE / quantization scale"}[
+        measure = {"relative_error": "RMS error / typical |value|", "rmse_per_scale": "RMSE / quantization scale",
+                   "output_error": "output RMS error with this layer alone at 8 bits / typical |output|"}[
             ranked_by] if layers else "weight RMS error / weight spread"
         split = data.get("split", {})
         lines += [f"## Where {data['cell']} loses accuracy", "",

@@ -11,6 +11,8 @@ worst layers in float (1, 2, 4, 8 of them, worst first by the attribution: error
 value, which finds the tensors whose scale a mask or an outlier set), then every op in float except the
 compute-heavy ones (`matmuls`: the weights and nearly all the arithmetic stay int8; attention masks, softmax and
 LayerNorm statistics, which int8 loses, do not).
+TFLite dynamic range: the worst hybrid layers (by the output error each adds alone) compute in float from their
+int8 weights, 1, 2, 4, 8 of them, then every one (weight-only int8: the on-the-fly int8 activations are gone).
 TF.js uint8: the worst weight tensors kept at 16 bits (float16): 1, 2, 4, 8 of them.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Callable, Iterator, Optional
 from edgeproof._atomic import write_bytes_atomic
 from edgeproof._quant import QuantConfig
 from edgeproof.convert import Source, load_records
-from edgeproof.convert._api import convert_variants, int8_attribution
+from edgeproof.convert._api import convert_variants, dynamic_attribution, int8_attribution
 
 from . import _attribution
 from ._api import load_verdicts, verify_source
@@ -81,6 +83,18 @@ def _tflite_ladder(layers: list[dict], more_calibration: bool = True) -> Iterato
         yield Rung("matmuls", recipe)
 
 
+def _dynamic_ladder(layers: list[dict], more_calibration: bool = True) -> Iterator[Rung]:
+    """Dynamic range: the worst hybrid layers compute in float (their weights still int8), then all of them
+    (weight-only int8)."""
+    worst = [r["tensor"] for r in layers]
+    for k in FLOAT_COUNTS:
+        if k < len(worst):
+            yield Rung(f"mixed{k}", {"kind": "dynamic-mixed", "float_layers": worst[:k],
+                                     "float_layers_source": [r.get("source") for r in layers[:k]]})
+    if worst:
+        yield Rung("weights", {"kind": "dynamic-mixed", "all_layers": True})
+
+
 def _tfjs_ladder(weights: list[dict], more_calibration: bool = True) -> Iterator[Rung]:
     worst = [r["tensor"] for r in weights]
     for k in FLOAT_COUNTS:
@@ -89,11 +103,18 @@ def _tfjs_ladder(weights: list[dict], more_calibration: bool = True) -> Iterator
             yield Rung(f"mixed{k}", recipe, options={"dtype_map": {"float16": worst[:k], "uint8": True}})
 
 
+LADDERS = {"tflite/int8": _tflite_ladder, "tflite/dynamic": _dynamic_ladder, "tfjs/uint8": _tfjs_ladder}
+# a passing dynamic-range model gets no attribution: it builds and runs one model per layer
+ATTRIBUTED_WHEN_PASSING = frozenset({"tflite/int8", "tfjs/uint8"})
+
+
 def _attribute(source: Source, root: Path, verdict: ArtifactVerdict, natives: dict) -> dict[str, Any]:
     fp32 = natives.get(f"{verdict.target}/fp32")
     payload: dict[str, Any] = {"cell": verdict.cell, "split": _attribution.split(
         fp32.probe.get("max_abs_error") if fp32 else None, verdict.probe.get("max_abs_error"))}
-    if verdict.target == "tflite":
+    if verdict.cell == "tflite/dynamic":
+        payload["layers"] = _attribution.tflite_layers(root, dynamic_attribution(source, root))
+    elif verdict.target == "tflite":
         payload["layers"] = _attribution.tflite_layers(root, int8_attribution(source, root))
     else:
         payload["weights"] = _attribution.tfjs_weights(root / "tfjs" / "fp32" / "model.json", root / verdict.path)
@@ -156,9 +177,12 @@ def repair_model(source: Source, root: Path, say: Callable[..., None] = print) -
     natives = {v.cell: v for v in load_verdicts(root)[1] if not v.browser and not v.variant}
     converted = {r.key for r in load_records(root) if r.status == "ok" and not r.variant}
     outcomes, state = [], {}
-    for cell, ladder_of in (("tflite/int8", _tflite_ladder), ("tfjs/uint8", _tfjs_ladder)):
+    for cell, ladder_of in LADDERS.items():
         verdict = natives.get(cell)
         if verdict is None or cell not in converted or verdict.status is Status.UNSUPPORTED:
+            continue
+        if verdict.status is Status.PASS and cell not in ATTRIBUTED_WHEN_PASSING:
+            outcomes.append(RepairOutcome(cell, "left alone: passes"))
             continue
         try:
             payload = _attribute(source, root, verdict, natives)

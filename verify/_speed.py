@@ -28,6 +28,10 @@ def _why_not(recipe: Optional[dict]) -> str:
     if kind == "16x8":
         return ("16x8 kernels (int16 activations) run on TFLite's reference kernels: XNNPACK, which runs the fp32 "
                 "and int8 models, has no int16 path")
+    if kind == "dynamic-mixed":
+        which = "every hybrid layer" if recipe.get("all_layers") else f"{len(recipe.get('float_layers') or [])} layer(s)"
+        return (f"{which} computes in float from int8 weights behind a DEQUANTIZE, which XNNPACK does not take as "
+                f"static weights, so those layers run on TFLite's builtin float kernels")
     if kind == "mixed" and recipe.get("float_ops"):
         return (f"every {', '.join(recipe['float_ops'])} op stays in float, with quantize/dequantize between it and "
                 f"the int8 matmuls, and XNNPACK's int8 path on this CPU (AVX2, no VNNI) gains little over fp32")
