@@ -139,7 +139,7 @@ def repair(args: argparse.Namespace) -> int:
     """Attribution and the repair ladder for the 8-bit artifacts; exit 1 when one stays unrepaired."""
     from .pipeline import repair_stage
 
-    outcomes = repair_stage(_options(args))
+    outcomes = repair_stage(_options(args), cells=csv_list(args.cells))
     return 1 if any(o.status == "not repaired" for o in outcomes) else 0
 
 

@@ -143,11 +143,14 @@ def _keygen_command(sub) -> None:
 
 def _repair_command(sub) -> None:
     p = sub.add_parser("repair", help="attribute and repair 8-bit artifacts that failed their budgets",
-                       description="Per-layer (TFLite int8) and per-weight (TF.js uint8) error attribution for every "
-                                   "8-bit artifact; for one that did not pass, a ladder of recipes (more calibration, "
-                                   "16x8, the worst layers in float), each proven by the same gate, stopping at the "
-                                   "first that passes.")
+                       description="Per-layer (TFLite int8 and dynamic range) and per-weight (TF.js uint8) error "
+                                   "attribution for the 8-bit artifacts; for one that did not pass, a ladder of recipes "
+                                   "(more calibration, 16x8, the worst layers in float, weight-only int8), each proven "
+                                   "by the same gate, stopping at the first that passes.")
     _add_model_args(p, multiple=True)
+    p.add_argument("--cells", metavar="LIST", help="only these cells' ladders, comma-separated (tflite/int8, "
+                                                   "tflite/dynamic, tfjs/uint8; default: all); the others' earlier "
+                                                   "outcomes in repair.json are kept")
     p.add_argument("--data-dir", metavar="DIR", help="folder with local dataset copies (also EDGEPROOF_DATA_DIR)")
     _add_common(p)
 

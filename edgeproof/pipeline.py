@@ -256,13 +256,14 @@ def verify_stage(opts: PipelineOptions, *, targets: Optional[list[str]] = None, 
     return verdicts
 
 
-def repair_stage(opts: PipelineOptions) -> list:
+def repair_stage(opts: PipelineOptions, cells: Optional[list[str]] = None) -> list:
     """Attribution for every 8-bit artifact, and the repair ladder for those that did not pass (verify/_repair),
-    for every verified model. Writes repair.json per model; returns the outcomes."""
+    for every verified model (`cells`: only these ladders). Writes repair.json per model; returns the outcomes."""
     from .convert import find_models
     from .errors import UserModelError
-    from .verify._repair import repair_model
+    from .verify._repair import check_cells, repair_model
 
+    check_cells(cells)
     outcomes = []
     folders = [f for f in find_models(opts.artifacts, opts.models, opts.frameworks) if (f.root / "parity.json").exists()]
     bar = _log.progress_bar(len(folders), "repair")
@@ -274,7 +275,7 @@ def repair_stage(opts: PipelineOptions) -> list:
         except UserModelError as err:
             _log.info(f"   skipping {folder.label}: {err}")
             continue
-        for outcome in repair_model(source, folder.root, say=_log.detail):
+        for outcome in repair_model(source, folder.root, say=_log.detail, cells=cells):
             outcomes.append(outcome)
             line = f"   {folder.label}/{outcome.cell}: {outcome.status}" + (f" -> {outcome.chosen}" if outcome.chosen else "")
             (_log.detail if outcome.status.startswith("left alone") else _log.info)(line)

@@ -3,6 +3,8 @@ else to the on-the-fly int8 activations; the attribution finds that layer, the f
 from its int8 weights, and the ladder stops there. A passing dynamic-range model is left alone."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -39,17 +41,15 @@ def _convert(tmp_path, name: str, outlier: float):
                               progress=False)
 
 
-def _repair(tmp_path, name: str, root):
+def _repair(tmp_path, name: str, root, cells=None):
     from edgeproof.convert import find_models
     from edgeproof.verify._repair import repair_model
 
     source = find_models(tmp_path / "artifacts", [name])[0].open_source()
-    return {o.cell: o for o in repair_model(source, root, say=lambda *a, **k: None)}["tflite/dynamic"]
+    return {o.cell: o for o in repair_model(source, root, say=lambda *a, **k: None, cells=cells)}["tflite/dynamic"]
 
 
 def test_an_outlier_input_layer_is_found_and_computed_in_float_from_its_int8_weights(tmp_path):
-    import json
-
     from ai_edge_litert.interpreter import Interpreter
 
     from edgeproof.convert import load_records
@@ -86,9 +86,24 @@ def test_a_passing_dynamic_range_model_is_left_alone_without_attribution(tmp_pat
     result = _convert(tmp_path, "plain", outlier=0.0)
     assert {v.cell: v.status.value for v in result.verdicts if not v.browser}["tflite/dynamic"] == "pass"
     before = {r.key for r in load_records(result.root)}
-    outcome = _repair(tmp_path, "plain", result.root)
+    earlier = {"cell": "tflite/int8", "status": "not repaired", "tried": []}  # from an earlier `edgeproof repair`
+    (result.root / "repair.json").write_text(json.dumps([earlier, {"cell": "tflite/dynamic", "status": "old"}]))
+    outcome = _repair(tmp_path, "plain", result.root, cells=["tflite/dynamic"])
     assert outcome.status == "left alone: passes" and not outcome.tried and outcome.attribution is None
     assert {r.key for r in load_records(result.root)} == before
+    # --cells tflite/dynamic: that ladder's outcome replaces its old one, the other cells' outcomes are kept
+    written = json.loads((result.root / "repair.json").read_text())
+    assert [(o["cell"], o["status"]) for o in written] == [("tflite/int8", "not repaired"),
+                                                           ("tflite/dynamic", "left alone: passes")]
+
+
+def test_a_cell_without_a_ladder_is_a_one_line_error(tmp_path, capsys):
+    from edgeproof import cli
+
+    assert cli.main(["repair", "--cells", "tflite/fp16", "--artifacts", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["edgeproof repair: error: no repair ladder for tflite/fp16: the cells with one are tflite/int8, "
+                   "tflite/dynamic, tfjs/uint8"]
 
 
 def test_naming_a_layer_the_dynamic_model_does_not_have_is_an_error(tmp_path):

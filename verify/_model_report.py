@@ -60,9 +60,10 @@ def _attribution_section(root: Path, source: Source) -> list[str]:
     repair = root / "repair.json"
     if repair.is_file():
         for outcome in json.loads(repair.read_text()):
-            tried = "; ".join(f"{t['cell']}: {t['verdict']}" for t in outcome["tried"]) or "nothing"
-            lines += [f"Repair of {outcome['cell']}: {outcome['status']}" + (f" -> {outcome['chosen']}" if
-                      outcome["chosen"] else "") + f" (tried: {tried}).", ""]
+            tried = "; ".join(f"{t.get('cell')}: {t.get('verdict')}" for t in outcome.get("tried") or []) or "nothing"
+            chosen = outcome.get("chosen")
+            lines += [f"Repair of {outcome.get('cell')}: {outcome.get('status')}" + (f" -> {chosen}" if chosen else "")
+                      + f" (tried: {tried}).", ""]
             if outcome.get("browsers"):
                 lines += ["In the browser: " + "; ".join(f"{rt}: {v}" for rt, v in outcome["browsers"].items()) + ".", ""]
             speed = outcome.get("speed") or {}

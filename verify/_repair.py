@@ -170,14 +170,18 @@ def _speed_of(source: Source, root: Path, chosen: str) -> Optional[dict]:
         return {"error": f"{type(err).__name__}: {str(err)[:200]}"}
 
 
-def repair_model(source: Source, root: Path, say: Callable[..., None] = print) -> list[RepairOutcome]:
-    """Attribution for every 8-bit artifact of the model in `root`, and the ladder for those that did not pass;
-    writes root/repair.json and returns the outcomes."""
+def repair_model(source: Source, root: Path, say: Callable[..., None] = print,
+                 cells: Optional[list[str]] = None) -> list[RepairOutcome]:
+    """Attribution for every 8-bit artifact of the model in `root`, and the ladder for those that did not pass
+    (`cells`: only these, the others' earlier outcomes kept); writes root/repair.json and returns the outcomes."""
     root = Path(root)
+    check_cells(cells)
     natives = {v.cell: v for v in load_verdicts(root)[1] if not v.browser and not v.variant}
     converted = {r.key for r in load_records(root) if r.status == "ok" and not r.variant}
     outcomes, state = [], {}
     for cell, ladder_of in LADDERS.items():
+        if cells and cell not in cells:
+            continue
         verdict = natives.get(cell)
         if verdict is None or cell not in converted or verdict.status is Status.UNSUPPORTED:
             continue
@@ -198,9 +202,24 @@ def repair_model(source: Source, root: Path, say: Callable[..., None] = print) -
         outcome = _climb(source, root, verdict, ladder, state, say)
         outcome.attribution = attribution
         outcomes.append(outcome)
-    write_bytes_atomic(root / REPAIR_JSON, json.dumps([asdict(o) for o in outcomes], indent=1).encode())
+    kept = [o for o in _earlier_outcomes(root) if cells and o.get("cell") not in cells]
+    write_bytes_atomic(root / REPAIR_JSON, json.dumps(kept + [asdict(o) for o in outcomes], indent=1).encode())
     _rewrite_report(source, root)
     return outcomes
+
+
+def check_cells(cells: Optional[list[str]]) -> None:
+    unknown = sorted(set(cells or ()) - set(LADDERS))
+    if unknown:
+        raise ValueError(f"no repair ladder for {', '.join(unknown)}: the cells with one are {', '.join(LADDERS)}")
+
+
+def _earlier_outcomes(root: Path) -> list[dict]:
+    try:
+        earlier = json.loads((root / REPAIR_JSON).read_text())
+    except (OSError, ValueError):
+        return []
+    return [o for o in earlier if isinstance(o, dict)] if isinstance(earlier, list) else []
 
 
 def _rewrite_report(source: Source, root: Path) -> None:
