@@ -107,10 +107,13 @@ def _capture_fd(fd: int, log: TextIO) -> None:
             for line in pipe:
                 text = line.decode("utf-8", "replace")
                 with _lock:
-                    log.write(text)
-                    log.flush()
-                    if _state["level"] >= VERBOSE:
-                        sys.__stderr__.write(text)
+                    try:
+                        log.write(text)
+                        log.flush()
+                        if _state["level"] >= VERBOSE:
+                            sys.__stderr__.write(text)
+                    except (ValueError, OSError):  # the log closed as the process exits: nothing left to keep
+                        return
 
     threading.Thread(target=pump, daemon=True).start()
 

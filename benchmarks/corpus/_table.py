@@ -58,8 +58,8 @@ def repair_totals(rows: Sequence[dict]) -> dict[str, Any]:
 def _repair_lines(rows: Sequence[dict]) -> list[str]:
     lines = ["", "## The repair ladder on the failing 8-bit cells", "",
              "`edgeproof repair` (verify/_repair.py) on each 8-bit cell that failed its budgets: every rung converted "
-             "and proven by the same gate; the ladder stops at the first passing one. TFLite dynamic-range cells have "
-             "no ladder.", "", "| model | cell | outcome | rungs tried (verdict) |", "|---|---|---|---|"]
+             "and proven by the same gate; the ladder stops at the first passing one (TFLite int8, TFLite dynamic range "
+             "and TF.js uint8 each have theirs: docs/quantization.md).", "", "| model | cell | outcome | rungs tried (verdict) |", "|---|---|---|---|"]
     for r in rows:
         for x in r.get("repairs", []):
             if x["status"].startswith("left alone"):
@@ -89,7 +89,10 @@ def markdown(rows: Sequence[dict], meta: dict[str, Any]) -> str:
              f"{meta.get('pipeline_hash_start')} at the start, {meta.get('pipeline_hash_end')} at the end"
              + (" (unchanged)." if meta.get("pipeline_hash_start") == meta.get("pipeline_hash_end") else
                 ": **the pipeline changed during the run**; rows are not all from the same code.")
-             + (" Run with the interpreter's bin folder on PATH (--venv-path)." if meta.get("venv_path") else ""),
+             + (" Run with the interpreter's bin folder on PATH (--venv-path)." if meta.get("venv_path") else "")
+             + (f" Tables rewritten on {meta['resummarized']} from the run's files (`--resummarize`): verdicts and repair "
+                f"outcomes written after the run (e.g. `edgeproof repair --cells ...` on its artifacts) are included."
+                if meta.get("resummarized") else ""),
              "",
              "## Totals", "",
              "| cell type | passed | issue target |", "|---|---|---|"]
