@@ -13,7 +13,7 @@ Rows are ranked worst first; the repair ladder keeps the worst 1, 2, 4, 8 in flo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 import numpy as np
 
@@ -70,9 +70,9 @@ def _dequantize_op(model, schema) -> int:
     return len(model.operatorCodes) - 1
 
 
-def _float_from_int8(model, subgraph: int, weight: int, opcode: int) -> int:
+def _float_from_int8(model, subgraph: int, weight: int, opcode: int) -> None:
     """A DEQUANTIZE of the int8 constant `weight` into a new float32 tensor, placed before the weight's first
-    consumer; every consumer reads the float tensor instead. Returns the float tensor's index."""
+    consumer; every consumer reads the float tensor instead."""
     schema, _ = _schema()
     graph = model.subgraphs[subgraph]
     source = graph.tensors[weight]
@@ -87,18 +87,19 @@ def _float_from_int8(model, subgraph: int, weight: int, opcode: int) -> int:
     for i in consumers:
         graph.operators[i].inputs = np.where(graph.operators[i].inputs == weight, index, graph.operators[i].inputs)
     graph.operators.insert(consumers[0], op)
-    return index
 
 
-def float_layers(content: bytes, layers: Iterable[str]) -> bytes:
-    """The dynamic-range model `content` with the hybrid ops named in `layers` (output tensor names) computing in
-    float: their weights stay stored as int8 and a DEQUANTIZE feeds them as float32 (which TFLite evaluates once,
-    the weight being constant), so the op runs its float kernel on float activations."""
+def float_layers(content: bytes, layers: Optional[Iterable[str]] = None) -> bytes:
+    """The dynamic-range model `content` with the hybrid ops named in `layers` (output tensor names; None: every
+    one, weight-only int8) computing in float: their weights stay stored as int8 and a DEQUANTIZE feeds them as
+    float32 (which TFLite evaluates once, the weight being constant), so the op runs its float kernel on float
+    activations."""
     schema, flatbuffer_utils = _schema()
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    wanted, found, done = set(layers), set(), set()
+    ops = hybrid_ops(model)
+    wanted, found, done = {op.tensor for op in ops} if layers is None else set(layers), set(), set()
     opcode = None
-    for op in hybrid_ops(model):
+    for op in ops:
         if op.tensor not in wanted:
             continue
         found.add(op.tensor)
@@ -124,13 +125,17 @@ def _examples(calibration: dict[str, np.ndarray], count: int) -> list[dict[str, 
     return [{k: v[i:i + 1] for k, v in calibration.items()} for i in range(n)]
 
 
-def _output_error(content: bytes, feeds: list[dict], reference: list[np.ndarray]) -> tuple[float, float]:
-    """(RMS error over the typical |reference value|, max abs error) of the model's outputs."""
+def _outputs(content: bytes, feeds: list[dict]) -> np.ndarray:
+    """Every output of the model for every feed, flattened in signature-name order, as float64."""
     run = _runner(content)
-    got = np.concatenate([np.concatenate([np.ravel(v) for _, v in sorted(run(f).items())]) for f in feeds])
-    ref = np.concatenate(reference)
+    return np.concatenate([np.ravel(v) for f in feeds for _, v in sorted(run(f).items())]).astype(np.float64)
+
+
+def _output_error(content: bytes, feeds: list[dict], ref: np.ndarray) -> tuple[float, float]:
+    """(RMS error over the typical |reference value|, max abs error) of the model's outputs."""
+    got = _outputs(content, feeds)
     typical = float(np.median(np.abs(ref[ref != 0]))) if np.any(ref != 0) else 1.0
-    diff = got.astype(np.float64) - ref
+    diff = got - ref
     return float(np.sqrt(np.mean(diff ** 2)) / typical), float(np.max(np.abs(diff)))
 
 
@@ -139,12 +144,10 @@ def dynamic_attribution(dynamic: bytes, fp32: bytes, calibration: dict[str, np.n
     """Per hybrid op of the dynamic-range model: the output error when it alone keeps int8 weights, worst first."""
     _, flatbuffer_utils = _schema()
     feeds = _examples(calibration, examples)
-    run_fp32 = _runner(fp32)
-    reference = [np.concatenate([np.ravel(v) for _, v in sorted(run_fp32(f).items())]).astype(np.float64)
-                 for f in feeds]
+    reference = _outputs(fp32, feeds)
     ops = hybrid_ops(flatbuffer_utils.convert_bytearray_to_object(bytearray(dynamic)))
     names = [op.tensor for op in ops]
-    floor, _ = _output_error(float_layers(dynamic, names), feeds, reference)
+    floor, _ = _output_error(float_layers(dynamic), feeds, reference)
     rows = []
     for op in ops:
         relative, worst = _output_error(float_layers(dynamic, [n for n in names if n != op.tensor]), feeds, reference)

@@ -79,16 +79,11 @@ def _dynamic_mixed(saved_model: Path, recipe: dict[str, Any]) -> bytes:
     """The dynamic-range conversion with the recipe's hybrid layers (or all of them) computing in float."""
     from edgeproof._quant import QuantConfig
 
-    from ._dynamic_mixed import float_layers, hybrid_ops
+    from ._dynamic_mixed import float_layers
     from ._tflite import convert_saved_model
 
     content = convert_saved_model(saved_model, QuantConfig("tflite", "dynamic"), None)
-    if recipe.get("all_layers"):
-        from tensorflow.lite.tools import flatbuffer_utils
-
-        model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-        return float_layers(content, [op.tensor for op in hybrid_ops(model)])
-    return float_layers(content, recipe["float_layers"])
+    return float_layers(content, None if recipe.get("all_layers") else recipe["float_layers"])
 
 
 def _debug_dataset(calibration: dict[str, np.ndarray], count: int = ATTRIBUTION_SAMPLES):
