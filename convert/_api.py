@@ -4,6 +4,7 @@ requested TFLite and TF.js precision, each cell recorded (ok / unsupported: reas
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -14,6 +15,7 @@ from edgeproof.errors import EdgeproofError
 
 from ._artifact import ArtifactRecord, TensorInfo
 from ._cells import convert_cells
+from ._litert_torch import litert_cell
 from ._onnx_backends import OnnxBackend, backends_for
 from ._records import artifact_path, conversion_table, requested_configs, write_records
 from ._source import Exported, Source
@@ -74,6 +76,8 @@ def convert_source(source: Source, root: Path, *, targets: Iterable[str] = ("tfl
                             exported.route, notes, source_seconds, _describer(source, exported), say,
                             tfjs_saved_model=tfjs_saved_model)
     records = _static_batch_retry(source, root, configs, records, calibration, notes, backends, say)
+    records += litert_cell(source, root, configs, notes, _describer(source, replace(exported, prefer_layout=None,
+                                                                                    converter="litert-torch")), say)
     write_records(root, records, {"source": source.describe(), "onnx_backend": exported.onnx_backend,
                                   "noise_floor": exported.noise_floor, "noise_methods": exported.noise_methods,
                                   "notes": notes})

@@ -121,6 +121,11 @@ class Source(ABC):
         `unrolled_first`: on the ONNX route with a fixed batch, recurrent layers unrolled over time before the
         graph with their loops is tried (no tensor lists: what full-integer TFLite needs)."""
 
+    def torch_program(self) -> Optional[Any]:
+        """A torch source's module for the litert-torch route (a convert._litert_torch.TorchProgram); None for
+        the others."""
+        return None
+
     def save_source(self, root: Path) -> list[str]:
         """Keep a copy of the source model in the model's folder (users' models); returns notes."""
         return []

@@ -16,6 +16,7 @@ from edgeproof._spec import ModelContract, ParityBudget
 from edgeproof._util import in_slices, one_line
 from edgeproof.errors import SampleDataError, UserConversionError, UserModelError
 
+from ._litert_torch import TorchProgram
 from ._onnx_model import OnnxModel
 from ._onnx_backends import OnnxBackend
 from ._onnx_route import onnx_route
@@ -119,6 +120,14 @@ class UserSource(Source):
         finally:
             raw.unlink(missing_ok=True)
         return to_tf, ["torch", export.route, to_tf.backend.value], export.notes, export.noise
+
+    def torch_program(self) -> Optional[TorchProgram]:
+        if self.kind is not SourceKind.TORCH:
+            return None
+        if not self.handle.output_names:
+            self.reference({k: v[:1] for k, v in self.contract.probe_inputs().items()})  # learns the outputs
+        return TorchProgram(self.handle.module, self.contract.inputs, self.native_inputs, self.handle.output_names,
+                            self.handle.structure)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "path": self.info.source_path}

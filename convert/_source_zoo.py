@@ -11,6 +11,7 @@ import numpy as np
 from edgeproof._registry import get_spec
 from edgeproof._spec import Framework, ModelSpec, Task, TensorSpec
 
+from ._litert_torch import TorchProgram
 from ._onnx_export import export_torch
 from ._onnx_model import OnnxModel
 from ._onnx_backends import OnnxBackend
@@ -129,6 +130,11 @@ class ZooSource(Source):
         exported = Exported(to_tf.bound, ["torch", export.route, to_tf.backend.value], to_tf.converter,
                             export.notes + to_tf.notes, to_tf.record(), to_tf.prefer_layout)
         return exported.add_noise(export.noise, TORCH_NOISE).add_noise(to_tf.noise_floor, ORT_NOISE)
+
+    def torch_program(self) -> Optional[TorchProgram]:
+        if self.framework != Framework.TORCH.value:
+            return None
+        return TorchProgram(self.net, self.spec.inputs, self.native_inputs, [self.spec.outputs[0].name])
 
     def describe(self) -> dict[str, Any]:
         meta = self.checkpoint.meta

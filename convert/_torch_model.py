@@ -155,6 +155,11 @@ class TorchModel:
         return {n: v.detach().cpu().numpy() for n, v in flat}
 
     @property
+    def structure(self) -> str:
+        """What forward() returns: tensor | dict | sequence (known after the first reference run)."""
+        return self._structure or "tensor"
+
+    @property
     def output_names(self) -> list[str]:
         return [n for n, _ in (self._outputs or [])]
 
