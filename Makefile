@@ -14,6 +14,7 @@ setup:
 
 demo:
 	scripts/setup.sh main
+	scripts/setup.sh litert
 	scripts/setup.sh web
 	.venv/bin/edgeproof pipeline --profile $(PROFILE)
 

@@ -5,7 +5,8 @@ incl. TF.js under Node, deploy) cannot run without is missing, else 0.
 Required: Python >= 3.9, the pipeline stack importable (tensorflow, tf_keras, tensorflowjs, torch, onnx,
 onnx2tf, ai_edge_litert), node + npm, the JS packages found or installable, ai-edge-litert's interpreter.
 Reported, not required: the Python version the locks are proven on (3.11), Debian's chromium (the in-browser
-verdict rows and the browser tests), .venv-edge and tflite-runtime (the Raspberry Pi stand-in), GPUs.
+verdict rows and the browser tests), .venv-edge and tflite-runtime (the Raspberry Pi stand-in), .venv-litert
+(litert-torch, PyTorch models' second TFLite route), GPUs.
 
 The heavy imports run in one child process (sys.executable), so a module that crashes the interpreter is a
 failed check rather than a dead doctor, and TensorFlow's start-up noise stays in the child's stderr.
@@ -272,8 +273,31 @@ def check_edge_venv() -> list[Check]:
                   "scripts/setup.sh edge (recreate it: rm -rf .venv-edge first)")]
 
 
+def check_litert_venv() -> list[Check]:
+    """The litert-torch environment (convert/_litert_torch.py: PyTorch models' second TFLite route)."""
+    chosen = os.environ.get("EDGEPROOF_LITERT_PYTHON", "").strip()
+    if chosen.lower() == "off":
+        return [Check(".venv-litert", CheckStatus.INFO, "EDGEPROOF_LITERT_PYTHON=off: PyTorch models take the ONNX "
+                                                        "route only")]
+    python = Path(chosen) if chosen else (_checkout() / ".venv-litert" / "bin" / "python" if _checkout() else None)
+    if python is None or not python.is_file():
+        return [Check(".venv-litert", CheckStatus.WARN, "missing: PyTorch models take the ONNX route only (no "
+                                                        "tflite/fp32-litert-torch cell)", "scripts/setup.sh litert")]
+    code = "import torch, litert_torch, importlib.metadata as m; print('litert-torch', m.version('litert-torch'))"
+    try:
+        run = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=300)
+        reason = ((run.stderr or "").strip().splitlines() or [f"exit {run.returncode}"])[-1][:200]
+    except (OSError, subprocess.TimeoutExpired) as err:
+        run, reason = None, type(err).__name__
+    if run is not None and run.returncode == 0:
+        return [Check(".venv-litert", CheckStatus.OK, f"{run.stdout.strip()} imports ({python})")]
+    return [Check(".venv-litert", CheckStatus.WARN, f"{python}: litert-torch does not import ({reason})",
+                  "scripts/setup.sh litert (recreate it: rm -rf .venv-litert first)")]
+
+
 # The checks, in the order they are printed (fast ones first: the stack's imports take the longest).
-CHECKS = (check_python, check_node, check_js_deps, check_stack_interpreters_gpus, check_chromium, check_edge_venv)
+CHECKS = (check_python, check_node, check_js_deps, check_stack_interpreters_gpus, check_chromium, check_edge_venv,
+          check_litert_venv)
 
 
 def collect_checks() -> list[Check]:

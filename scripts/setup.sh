@@ -3,6 +3,7 @@
 #
 #   scripts/setup.sh main     .venv: this project (editable) + the pipeline, test and docs extras, from requirements/pipeline.lock
 #   scripts/setup.sh edge     .venv-edge: numpy<2 + tflite-runtime 2.14 + this project without extras (a Pi stand-in)
+#   scripts/setup.sh litert   .venv-litert: torch + litert-torch from requirements/litert.lock (the direct PyTorch -> TFLite route)
 #   scripts/setup.sh web      npm ci in web_demo/ from the committed package-lock.json
 #   scripts/setup.sh browser  Debian's chromium (apt-get) when it is missing
 #   scripts/setup.sh all      all of the above (what `make test` runs)
@@ -43,6 +44,13 @@ install_edge() {
   .venv-edge/bin/python -m pip install -q -c requirements/edge.lock -e .
 }
 
+install_litert() {
+  [[ -x .venv-litert/bin/python ]] || { say "creating .venv-litert"; "$PYTHON" -m venv .venv-litert; }
+  say "installing litert-torch into .venv-litert (requirements/litert.lock)"
+  # No edgeproof here: convert/_litert_worker.py imports only torch, numpy and litert_torch.
+  .venv-litert/bin/python -m pip install -q -r requirements/litert.lock
+}
+
 install_web() {
   command -v npm >/dev/null || { say "error: npm is missing. fix: apt-get install nodejs npm (Node 18+)"; exit 1; }
   say "npm ci in web_demo/ (package-lock.json)"
@@ -65,11 +73,12 @@ main() {
   case $what in
     main) check_python "$@"; stamped .venv/.edgeproof-lock "$(hash_of requirements/pipeline.lock pyproject.toml)" install_main ;;
     edge) check_python "$@"; stamped .venv-edge/.edgeproof-lock "$(hash_of requirements/edge.lock pyproject.toml)" install_edge ;;
+    litert) check_python "$@"; stamped .venv-litert/.edgeproof-lock "$(hash_of requirements/litert.lock)" install_litert ;;
     web) mkdir -p web_demo/node_modules
          stamped web_demo/node_modules/.edgeproof-lock "$(hash_of web_demo/package-lock.json)" install_web ;;
     browser) install_browser ;;
-    all) main main; main edge; main web; main browser ;;
-    *) say "usage: $0 [main|edge|web|browser|all]"; exit 2 ;;
+    all) main main; main edge; main litert; main web; main browser ;;
+    *) say "usage: $0 [main|edge|litert|web|browser|all]"; exit 2 ;;
   esac
 }
 main "$@"

@@ -64,15 +64,23 @@ NOT_PASS: dict[tuple[str, str, str], tuple[frozenset[str], str]] = {
 }
 
 
-def cells(name: str) -> list[str]:
-    """The conversion cells of a model, in conversion.json's order: ModelSpec.modes, target by target."""
+# The second route's cells, after the cell they are a variant of: every PyTorch model's fp32 TFLite also goes
+# through litert-torch (convert/_litert_torch.py; `scripts/setup.sh all` installs its environment, .venv-litert).
+SECOND_ROUTE: dict[str, dict[str, str]] = {"torch": {"tflite/fp32": "tflite/fp32-litert-torch"}}
+
+
+def cells(name: str, framework: str) -> list[str]:
+    """The conversion cells of a model, in conversion.json's order: ModelSpec.modes, target by target, each
+    followed by its second-route variant for this framework."""
     spec = get_spec(name)
-    return [f"{getattr(t, 'value', t)}/{getattr(m, 'value', m)}" for t, modes in spec.modes.items() for m in modes]
+    plain = [f"{getattr(t, 'value', t)}/{getattr(m, 'value', m)}" for t, modes in spec.modes.items() for m in modes]
+    extra = SECOND_ROUTE.get(framework, {})
+    return [c for cell in plain for c in [cell] + ([extra[cell]] if cell in extra else [])]
 
 
 def conversion(name: str, framework: str) -> dict[str, str]:
     """cell -> the record status the fast profile must give ("ok" or "unsupported")."""
-    return {c: "unsupported" if (name, framework, c) in UNCONVERTIBLE else "ok" for c in cells(name)}
+    return {c: "unsupported" if (name, framework, c) in UNCONVERTIBLE else "ok" for c in cells(name, framework)}
 
 
 def converted(name: str, framework: str, target: str | None = None) -> list[str]:
@@ -91,7 +99,7 @@ def browser_rows(name: str, framework: str, fixture: bool = True) -> list[str]:
 def verdict_rows(name: str, framework: str, fixture: bool = True) -> list[str]:
     """Every row parity.json must hold, in its order: each cell (conversion order) followed by its browser rows."""
     browser = browser_rows(name, framework, fixture)
-    return [row for c in cells(name) for row in [c] + [b for b in browser if b.split(" in ")[0] == c]]
+    return [row for c in cells(name, framework) for row in [c] + [b for b in browser if b.split(" in ")[0] == c]]
 
 
 def allowed(name: str, framework: str, row: str) -> frozenset[str]:

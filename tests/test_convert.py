@@ -66,7 +66,7 @@ def test_the_fast_conversion_matrix_is_the_pinned_one(converted, name, framework
     (or a refused one that starts converting) fails here. Produced cells have their file; refused ones their reason."""
     artifacts, records = converted
     cells = records[name, framework]
-    assert [r.key for r in cells] == fast_matrix.cells(name)  # no repair variants: the fixtures do not repair
+    assert [r.key for r in cells] == fast_matrix.cells(name, framework)  # second routes; no repairs (not run here)
     assert {r.key: r.status for r in cells} == fast_matrix.conversion(name, framework)
     for r in cells:
         if r.status == "ok":

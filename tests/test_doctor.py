@@ -32,7 +32,7 @@ def test_doctor_passes_here(tmp_path):
     run = _doctor(dict(os.environ), tmp_path)
     assert run.returncode == 0, run.stdout
     for name in ("python", "node", "npm", "JS packages", "tensorflow", "tf_keras", "tensorflowjs", "torch", "onnx",
-                 "onnx2tf", "ai-edge-litert", "chromium", ".venv-edge"):
+                 "onnx2tf", "ai-edge-litert", "chromium", ".venv-edge", ".venv-litert"):
         assert _line(run.stdout, name).startswith("ok "), _line(run.stdout, name)
     for name in ("tflite-runtime", "GPU (tensorflow)", "GPU (torch)"):
         _line(run.stdout, name)  # reported, whatever the answer
@@ -67,3 +67,12 @@ def test_broken_tflite_interpreter_is_a_fix_line_and_exit_1(tmp_path):
     assert _line(run.stdout, "node").startswith("ok ")
     assert "ai-edge-litert" in run.stdout.strip().splitlines()[-1]
 
+
+
+def test_a_litert_environment_without_litert_torch_is_a_warning_with_its_fix(tmp_path):
+    """The second PyTorch route is not required: a broken environment for it is a warning, exit 0."""
+    run = _doctor({**os.environ, "EDGEPROOF_LITERT_PYTHON": sys.executable}, tmp_path)
+    assert run.returncode == 0, run.stdout
+    line = _line(run.stdout, ".venv-litert")
+    assert line.startswith("warn") and "No module named 'litert_torch'" in line, line
+    assert "-> fix: scripts/setup.sh litert" in line, line

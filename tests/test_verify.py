@@ -172,7 +172,7 @@ def _check_side_by_side(parallel, pairs, one_by_one, tfjs_fp32_only=frozenset())
     assert [(r.reference.model, r.reference.framework) for r in one_by_one] == list(pairs)
     for (name, framework), alone in zip(pairs, one_by_one):
         together = {v.cell: v for v in parallel[name, framework].verdicts}
-        expected = [c for c in fast_matrix.cells(name)
+        expected = [c for c in fast_matrix.cells(name, framework)
                     if name not in tfjs_fp32_only or c.startswith("tflite/") or c == "tfjs/fp32"]
         assert [v.cell for v in alone.verdicts] == expected
         assert alone.reference.value == pytest.approx(parallel[name, framework].reference.value, rel=1e-9)
