@@ -276,3 +276,16 @@ def test_browser_report_says_what_a_second_thread_buys_natively_and_in_litertjs(
     text = _scaling([row(1, 0.215, 0.129), row(2, 0.175, 0.072)])
     assert "keras: natively 1.79x, in LiteRT.js wasm 1.23x" in text  # 0.129/0.072, 0.215/0.175
     assert _scaling([row(1, 0.215, 0.129)]) == ""  # one thread count: nothing to compare
+
+
+def test_lstm_forms_refuses_bad_arguments_in_one_line(tmp_path, capsys):
+    from benchmarks.lstm_forms import main
+
+    assert main(["--onnx", str(tmp_path / "missing.onnx")]) == 2
+    assert "missing.onnx is not a file" in capsys.readouterr().err
+    onnx_file = tmp_path / "m.onnx"
+    onnx_file.write_bytes(b"\0")
+    assert main(["--onnx", str(onnx_file), "--tflite", "litert-torch"]) == 2  # no NAME=FILE
+    assert main(["--onnx", str(onnx_file), "--tflite", f"litert-torch={tmp_path / 'nope.tflite'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("give NAME=FILE with an existing .tflite" in line for line in err), err
