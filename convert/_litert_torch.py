@@ -28,7 +28,8 @@ VARIANT = "litert-torch"
 PYTHON_ENV = "EDGEPROOF_LITERT_PYTHON"  # the environment's python; "off" turns the route off
 TIMEOUT_ENV = "EDGEPROOF_LITERT_TIMEOUT"  # seconds per conversion (default 900)
 WORKER = Path(__file__).with_name("_litert_worker.py")
-SETUP_HINT = "scripts/setup.sh litert creates .venv-litert; or set EDGEPROOF_LITERT_PYTHON to a python with litert-torch"
+SETUP_HINT = ("scripts/setup.sh litert creates .venv-litert; or set EDGEPROOF_LITERT_PYTHON to a python with "
+              "litert-torch")
 
 
 class LitertRefused(RuntimeError):
@@ -93,8 +94,9 @@ def _reason(stderr: str, returncode: int) -> str:
 
 
 def convert_program(program: TorchProgram, sample: dict[str, np.ndarray], out: Path, python: Path,
-                    timeout: Optional[float] = None) -> None:
-    """`program` traced on `sample` (canonical inputs, one batch) and converted by litert-torch into `out`."""
+                    timeout: Optional[float] = None) -> dict[str, str]:
+    """`program` traced on `sample` (canonical inputs, one batch) and converted by litert-torch into `out`;
+    returns the versions the worker converted with ({"litert-torch": ..., "torch": ..., "ai-edge-litert": ...})."""
     import torch
 
     timeout = timeout or float(os.environ.get(TIMEOUT_ENV, "900"))
@@ -115,6 +117,20 @@ def convert_program(program: TorchProgram, sample: dict[str, np.ndarray], out: P
             raise LitertRefused(f"litert-torch did not finish in {timeout:.0f} s ({TIMEOUT_ENV})") from None
     if proc.returncode != 0 or not out.is_file():
         raise LitertRefused(_reason(proc.stderr, proc.returncode))
+    return _versions(proc.stdout)
+
+
+def _versions(stdout: str) -> dict[str, str]:
+    import json
+
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("VERSIONS: "):
+            try:
+                found = json.loads(line[len("VERSIONS: "):])
+            except ValueError:
+                return {}
+            return {str(k): str(v)[:40] for k, v in found.items()} if isinstance(found, dict) else {}
+    return {}
 
 
 def litert_cell(source: Any, root: Path, configs: Sequence[Any], notes: list[str], describe, say) -> list:
@@ -140,15 +156,16 @@ def litert_cell(source: Any, root: Path, configs: Sequence[Any], notes: list[str
         return []
     say(f"{label} PyTorch -> TFLite with litert-torch ({python})", flush=True)
     record = ArtifactRecord(source.name, source.framework, config.target.value, config.mode.value,
-                            "torch>litert-torch>tflite", status="ok", path=artifact_path(config.target, config.mode, VARIANT),
-                            variant=VARIANT, recipe={"route": VARIANT, "python": str(python)},
+                            "torch>litert-torch>tflite", status="ok",
+                            path=artifact_path(config.target, config.mode, VARIANT),
+                            variant=VARIANT, recipe={"route": VARIANT},
                             notes=[n for n in notes if not n.startswith("litert-torch")])
     probes = source.contract.probe_inputs()
     batch = source.static_batch or 1
     staged = root / f".litert-{os.getpid()}.tflite"
     start = time.perf_counter()
     try:
-        convert_program(program, {k: v[:batch] for k, v in probes.items()}, staged, python)
+        record.recipe.update(convert_program(program, {k: v[:batch] for k, v in probes.items()}, staged, python))
         record.convert_seconds = round(time.perf_counter() - start, 2)
         _keep(config, staged, record, root, describe)
         say(f"   {record.key}: ok ({record.size_bytes / 1024:.0f} KiB, {record.convert_seconds:.0f} s)", flush=True)

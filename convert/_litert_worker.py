@@ -4,8 +4,9 @@ torch.export program and its sample inputs written by edgeproof (convert/_litert
 
     python _litert_worker.py PROGRAM.pt2 SAMPLE.npz OUT.tflite
 
-Exit 0 and the file, or exit 1 and one line `ERROR: <type>: <message>` on stderr. Imports only torch, numpy and
-litert_torch, so that it runs in an environment without edgeproof's dependencies."""
+Exit 0, the file and one line `VERSIONS: {json}` on stdout (litert-torch, torch, ai-edge-litert), or exit 1 and
+one line `ERROR: <type>: <message>` on stderr. Imports only torch, numpy and litert_torch, so that it runs in an
+environment without edgeproof's dependencies."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,9 @@ import sys
 
 
 def convert(program: str, sample: str, out: str) -> None:
+    import importlib.metadata as metadata
+    import json
+
     import numpy as np
     import torch
 
@@ -29,6 +33,9 @@ def convert(program: str, sample: str, out: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    versions = {name: metadata.version(name) for name in ("litert-torch", "torch", "ai-edge-litert")}
+    print("VERSIONS: " + json.dumps(versions), flush=True)
+
 
 
 def main(argv: list[str]) -> int:

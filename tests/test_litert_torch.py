@@ -59,6 +59,8 @@ def test_a_torch_model_gets_a_second_route_proven_by_the_gate(tmp_path):
     assert list(by_key) == ["tflite/fp32", "tflite/fp32-litert-torch"]
     lite = by_key["tflite/fp32-litert-torch"]
     assert lite.status == "ok" and lite.route == "torch>litert-torch>tflite" and lite.recipe["route"] == "litert-torch"
+    # the versions the worker converted with (requirements/litert.lock)
+    assert lite.recipe["litert-torch"] == "0.10.0" and lite.recipe["torch"].startswith("2.13.0")
     assert [t.name.split(":")[0] for t in lite.outputs] == ["scores", "embedding"]
     verdicts = {v.cell: v for v in result.verdicts}
     assert verdicts["tflite/fp32-litert-torch"].status.value == "pass", verdicts["tflite/fp32-litert-torch"].summary()
