@@ -26,6 +26,7 @@ class HybridOp:
     op: str  # the TFLite op type, e.g. FULLY_CONNECTED
     tensor: str  # the op's output tensor name: what the recipe and the report call the layer
     weight: int  # the int8 weight's tensor index in the subgraph
+    weight_name: str = ""  # that weight's tensor name: names the layer when its output is a model output
 
 
 def _schema():
@@ -53,7 +54,7 @@ def hybrid_ops(model) -> list[HybridOp]:
                 if tensor is not None and tensor.type == schema.TensorType.INT8 and data is not None and len(data):
                     code = model.operatorCodes[op.opcodeIndex]
                     kind = names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "?")
-                    out.append(HybridOp(g, kind, graph.tensors[op.outputs[0]].name.decode(), t))
+                    out.append(HybridOp(g, kind, graph.tensors[op.outputs[0]].name.decode(), t, tensor.name.decode()))
                     break
     return out
 
@@ -151,7 +152,8 @@ def dynamic_attribution(dynamic: bytes, fp32: bytes, calibration: dict[str, np.n
     rows = []
     for op in ops:
         relative, worst = _output_error(float_layers(dynamic, [n for n in names if n != op.tensor]), feeds, reference)
-        rows.append({"tensor": op.tensor, "op": op.op, "output_error": relative, "added_output_error":
+        rows.append({"tensor": op.tensor, "weight": op.weight_name, "op": op.op, "output_error": relative,
+                     "added_output_error":
                      max(0.0, relative - floor), "max_abs_error": worst, "floor": floor})
     rows.sort(key=lambda r: -r["output_error"])
     return rows

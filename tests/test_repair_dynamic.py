@@ -63,6 +63,8 @@ def test_an_outlier_input_layer_is_found_and_computed_in_float_from_its_int8_wei
     assert [t["cell"] for t in outcome.tried] == ["tflite/dynamic-mixed1"]  # stopped at the first that passes
     layers = json.loads((result.root / outcome.attribution).read_text())["layers"]
     assert len(layers) == 2 and layers[0]["source"] == "wide_in"  # the outlier's layer ranks first
+    # the output layer (no layer path in the file: its weight is `tfl.pseudo_qconst`) by its op and tensor
+    assert layers[1]["source"] == "FULLY_CONNECTED -> StatefulPartitionedCall:0", layers[1]
     assert layers[0]["output_error"] > 10 * layers[1]["output_error"]
     recipe = {r.key: r for r in load_records(result.root)}["tflite/dynamic-mixed1"].recipe
     assert recipe["kind"] == "dynamic-mixed" and recipe["float_layers"] == [layers[0]["tensor"]]

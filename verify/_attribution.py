@@ -44,7 +44,18 @@ def tflite_layers(root: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]
     """QuantizationDebugger rows with the source's names added."""
     names_file = Path(root) / ONNX_NAMES_JSON
     names = json.loads(names_file.read_text()) if names_file.is_file() else {}
-    return [{**r, "source": source_name(r["tensor"], names)} for r in rows]
+    return [{**r, "source": _layer_name(r, names)} for r in rows]
+
+
+def _layer_name(row: dict[str, Any], names: dict[str, str]) -> str:
+    """The source's name for the row's layer. An op writing a model output has the signature's tensor name
+    (`StatefulPartitionedCall:0`, no layer path): its weight's name when that has a path, else the op type and
+    tensor (the converter may name the weight `tfl.pseudo_qconst`)."""
+    tensor, weight = row["tensor"], row.get("weight") or ""
+    name = source_name(tensor, names)
+    if name != tensor.split(";")[0] or "/" in name or not row.get("op"):  # a layer path or the exporter's name
+        return name
+    return source_name(weight, names) if "/" in weight else f"{row['op']} -> {tensor}"
 
 
 def _weights(model_json: Path) -> dict[str, np.ndarray]:
