@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ._inventory import cell_mode
 from ._timing import timed
 
 
@@ -56,7 +57,7 @@ def tflite_contestants(bundle: Path, inputs: dict[str, np.ndarray], threads: int
     out: list[Contestant] = []
     try:
         model, load_ms = timed(lambda: Model.load(bundle, num_threads=threads))
-        manifest_mode = model.manifest["mode"]
+        manifest_mode = cell_mode(model.manifest)
         _, first_ms = timed(lambda: model.predict(inputs))
         out.append(Contestant(f"tflite {manifest_mode}", "ours", lambda: model.predict(inputs), manifest_mode,
                               bundle.name, load_ms, first_ms))

@@ -22,6 +22,12 @@ class BenchmarkError(EdgeproofError):
     """The benchmarks cannot run on what was given (no artifacts folder, nothing deployed, bad option)."""
 
 
+def cell_mode(row: dict[str, Any]) -> str:
+    """The mode a benchmark row or contestant is labelled with: a variant cell (another route, a repair) is its own,
+    `fp32-litert-torch`, so that it is timed and reported beside the plain `fp32`, not in its place."""
+    return row["mode"] + (f"-{row['variant']}" if row.get("variant") else "")
+
+
 @dataclass
 class Bundle:
     """One deployed artifact: a bundle folder with its manifest."""
@@ -62,11 +68,11 @@ class Group:
         return f"{self.model}/{self.framework}"
 
     def record(self, artifact_key: str) -> Optional[dict[str, Any]]:
-        return next((r for r in self.conversion if f"{r['target']}/{r['mode']}" == artifact_key), None)
+        return next((r for r in self.conversion if f"{r['target']}/{cell_mode(r)}" == artifact_key), None)
 
     def verdict(self, artifact_key: str) -> Optional[dict[str, Any]]:
-        return next((v for v in self.parity.get("artifacts", []) if f"{v['target']}/{v['mode']}" == artifact_key),
-                    None)
+        return next((v for v in self.parity.get("artifacts", [])
+                     if f"{v['target']}/{cell_mode(v)}" == artifact_key and not v.get("browser")), None)
 
 
 @dataclass
@@ -114,7 +120,7 @@ def _bundle(folder: Path, deploy_target: str) -> Bundle:
     if missing:
         raise BenchmarkError(f"{folder}: {', '.join(missing)} missing: deploy again with "
                              f"`edgeproof deploy --target {deploy_target}`")
-    return Bundle(folder.name, deploy_target, folder, manifest["model"], manifest["framework"], manifest["mode"],
+    return Bundle(folder.name, deploy_target, folder, manifest["model"], manifest["framework"], cell_mode(manifest),
                   manifest.get("artifact_target", "tflite"), model_files, sum(p.stat().st_size for p in paths),
                   (manifest.get("verdict") or {}).get("status", "?"), manifest)
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ._inventory import BenchmarkError, Inventory, artifact_files, gzip_size, load_inventory
+from ._inventory import BenchmarkError, Inventory, artifact_files, cell_mode, gzip_size, load_inventory
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -69,8 +69,9 @@ def artifact_rows(inv: Inventory, say: Callable[[str], None]) -> list[dict[str, 
     for g in inv.groups:
         deployed = {b.key: b for b in g.native + g.web}
         for r in g.conversion:
-            key = f"{r['target']}/{r['mode']}"
-            row: dict[str, Any] = {"model": g.model, "framework": g.framework, "target": r["target"], "mode": r["mode"],
+            key = f"{r['target']}/{cell_mode(r)}"
+            row: dict[str, Any] = {"model": g.model, "framework": g.framework, "target": r["target"],
+                                   "mode": cell_mode(r),
                                    "key": key, "route": r.get("route"), "status": r.get("status"),
                                    "reason": r.get("reason"), "size_bytes": r.get("size_bytes"),
                                    "convert_seconds": r.get("convert_seconds"),

@@ -17,7 +17,7 @@ from ._artifact import ArtifactRecord, TensorInfo
 from ._cells import convert_cells
 from ._litert_torch import litert_cell
 from ._onnx_backends import OnnxBackend, backends_for
-from ._records import artifact_path, conversion_table, requested_configs, write_records
+from ._records import artifact_path, cell_order, conversion_table, requested_configs, write_records
 from ._source import Exported, Source
 from ._tensors import layout_changes, tensor_infos, tfjs_described
 
@@ -78,6 +78,7 @@ def convert_source(source: Source, root: Path, *, targets: Iterable[str] = ("tfl
     records = _static_batch_retry(source, root, configs, records, calibration, notes, backends, say)
     records += litert_cell(source, root, configs, notes, _describer(source, replace(exported, prefer_layout=None,
                                                                                     converter="litert-torch")), say)
+    records.sort(key=lambda r: cell_order(r.cell))  # conversion.json's order: each variant after its cell
     write_records(root, records, {"source": source.describe(), "onnx_backend": exported.onnx_backend,
                                   "noise_floor": exported.noise_floor, "noise_methods": exported.noise_methods,
                                   "notes": notes})
