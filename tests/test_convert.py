@@ -215,7 +215,7 @@ def test_onnx_tf_backend_converts_the_cnn_and_keeps_nchw(converted, tmp_path):
     artifacts = own_copy(converted[0], tmp_path, "mnist_cnn", "torch")
     records = convert("mnist_cnn", "torch", targets=["tflite"], modes=["fp32"], onnx_backend=OnnxBackend.ONNX_TF,
                       artifacts=artifacts, progress=False)
-    (r,) = records
+    (r,) = [r for r in records if not r.variant]  # (the litert-torch route's cell beside it does not use ONNX)
     assert r.status == "ok" and "onnx-tf" in r.route
     assert r.inputs[0].layout == "NCHW" and r.inputs[0].shape[1:] == [1, 28, 28]
     out = run_tflite(model_dir(artifacts, "mnist_cnn", "torch") / r.path, get_spec("mnist_cnn").probe_inputs(n=2),

@@ -38,12 +38,15 @@ def test_bundles_hold_every_passing_artifact_and_nothing_else(private, target):
     for name in ("mnist_cnn", "linreg"):
         for fw in ("keras", "torch"):
             _, verdicts = load_verdicts(model_dir(private, name, fw))
-            expected |= {bundle_name(name, fw, v.mode) for v in verdicts
+            # variants (the litert-torch route's tflite/fp32-litert-torch) are bundles of their own too
+            expected |= {bundle_name(name, fw, v.mode, v.variant) for v in verdicts
                          if v.target == target.artifact_target.value and v.status is Status.PASS and not v.browser}
             if target is DeployTarget.WEB:  # and each .tflite whose row in LiteRT.js (Chromium) passed
-                expected |= {bundle_name(name, fw, f"tflite-{v.mode}") for v in verdicts
+                expected |= {bundle_name(name, fw, f"tflite-{v.mode}", v.variant) for v in verdicts
                              if v.browser == "litertjs-wasm" and v.status is Status.PASS}
     assert expected and {p.name for p in result.bundles} == expected
+    if target is not DeployTarget.ANDROID:  # the second route's passing .tflite is deployed (pi; web via LiteRT.js)
+        assert "linreg-torch-" + ("tflite-" if target is DeployTarget.WEB else "") + "fp32-litert-torch" in expected
     index = json.loads((result.out / "index.json").read_text())
     assert {b["bundle"] for b in index["bundles"]} == expected
     for bundle in result.bundles:

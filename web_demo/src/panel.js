@@ -216,11 +216,13 @@ export class Panel {
     return this.idle();
   }
 
-  /** The bundle folder for the current framework and precision (null when none is deployed). */
+  /** The bundle folder for the current framework and precision (null when none is deployed): the plain cell's,
+   * else a variant's (another route, e.g. litert-torch, or a repair) when only that one passed. */
   bundle() {
     const { framework, mode, backend } = this.selection;
     const target = targetOf(backend);
-    return this.bundles.find((b) => b.framework === framework && b.mode === mode && targetOfBundle(b) === target)?.bundle ?? null;
+    const matches = this.bundles.filter((b) => b.framework === framework && b.mode === mode && targetOfBundle(b) === target);
+    return (matches.find((b) => !b.variant) ?? matches[0])?.bundle ?? null;
   }
 
   selectionChanged() {
