@@ -85,6 +85,17 @@ def _canonical(program: TorchProgram):
     return Canonical(program.module).eval()
 
 
+def _timeout() -> float:
+    text = os.environ.get(TIMEOUT_ENV, "900")
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise LitertRefused(f"{TIMEOUT_ENV}={text!r} is not a number of seconds > 0; unset it or give e.g. 900")
+    return value
+
+
 def _reason(stderr: str, returncode: int) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     errors = [line[len("ERROR: "):] for line in lines if line.startswith("ERROR: ")]
@@ -99,7 +110,7 @@ def convert_program(program: TorchProgram, sample: dict[str, np.ndarray], out: P
     returns the versions the worker converted with ({"litert-torch": ..., "torch": ..., "ai-edge-litert": ...})."""
     import torch
 
-    timeout = timeout or float(os.environ.get(TIMEOUT_ENV, "900"))
+    timeout = timeout or _timeout()
     kwargs = {k: torch.from_numpy(np.ascontiguousarray(sample[k])) for k in (t.name for t in program.inputs)}
     with tempfile.TemporaryDirectory(prefix=".litert-", dir=out.parent) as tmp:
         try:

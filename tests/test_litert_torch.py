@@ -124,3 +124,13 @@ def test_an_explicit_environment_that_does_not_exist_is_named(monkeypatch, tmp_p
     monkeypatch.setenv("EDGEPROOF_LITERT_PYTHON", str(tmp_path / "nope" / "python"))
     python, why = litert_python()
     assert python is None and "is not a file" in why and "scripts/setup.sh litert" in why
+
+
+def test_a_bad_time_limit_is_named(tmp_path, monkeypatch):
+    from edgeproof.convert._litert_torch import LitertRefused, convert_program
+
+    monkeypatch.setenv("EDGEPROOF_LITERT_TIMEOUT", "soon")
+    with pytest.raises(LitertRefused, match="EDGEPROOF_LITERT_TIMEOUT='soon' is not a number of seconds > 0"):
+        convert_program(_program(), {"image": np.zeros((1, 3, 16, 16), np.float32)}, tmp_path / "m.tflite",
+                        python=tmp_path / "python")
+    assert os.listdir(tmp_path) == []
