@@ -275,14 +275,15 @@ def check_edge_venv() -> list[Check]:
 
 def check_litert_venv() -> list[Check]:
     """The litert-torch environment (convert/_litert_torch.py: PyTorch models' second TFLite route)."""
-    chosen = os.environ.get("EDGEPROOF_LITERT_PYTHON", "").strip()
-    if chosen.lower() == "off":
-        return [Check(".venv-litert", CheckStatus.INFO, "EDGEPROOF_LITERT_PYTHON=off: PyTorch models take the ONNX "
-                                                        "route only")]
-    python = Path(chosen) if chosen else (_checkout() / ".venv-litert" / "bin" / "python" if _checkout() else None)
-    if python is None or not python.is_file():
-        return [Check(".venv-litert", CheckStatus.WARN, "missing: PyTorch models take the ONNX route only (no "
-                                                        "tflite/fp32-litert-torch cell)", "scripts/setup.sh litert")]
+    from edgeproof.convert._litert_torch import litert_python  # where convert looks, so both find the same one
+
+    python, why = litert_python()
+    if python is None and why.endswith("=off"):
+        return [Check(".venv-litert", CheckStatus.INFO, f"{why}: PyTorch models take the ONNX route only")]
+    if python is None:
+        return [Check(".venv-litert", CheckStatus.WARN, f"missing: PyTorch models take the ONNX route only (no "
+                                                        f"tflite/fp32-litert-torch cell): {why}",
+                      "scripts/setup.sh litert")]
     code = "import torch, litert_torch, importlib.metadata as m; print('litert-torch', m.version('litert-torch'))"
     try:
         run = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=300)
